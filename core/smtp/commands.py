@@ -1,0 +1,72 @@
+"""SMTP commands, built as bytes (RFC 5321 §4.1), refusing anything that could inject one.
+
+Every argument passes through :func:`_safe` which refuses CR, LF and NUL, so that no
+value taken from data (an address from a CSV, a HELO name from settings) can end a
+command early and start another. Addresses are also refused when they hold ``<`` or
+``>``, which would break out of the angle-bracket path syntax.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from core.smtp.errors import UnsafeArgumentError
+
+_UNSAFE = re.compile("[\r\n\0]")
+_UNSAFE_PATH = re.compile("[\r\n\0<>]")
+_UNSAFE_NAME = re.compile(r"[\r\n\0\s]")
+
+DATA = b"DATA\r\n"
+RSET = b"RSET\r\n"
+QUIT = b"QUIT\r\n"
+NOOP = b"NOOP\r\n"
+STARTTLS = b"STARTTLS\r\n"
+END_OF_DATA = b".\r\n"
+
+
+def _safe(pattern: re.Pattern[str], what: str, value: str) -> bytes:
+    if pattern.search(value) is not None:
+        raise UnsafeArgumentError(what, value)
+    return value.encode("utf-8")
+
+
+def ehlo(name: str) -> bytes:
+    """``EHLO name``. The name may hold no white space (RFC 5321 §4.1.1.1)."""
+    if not name:
+        raise UnsafeArgumentError("HELO name", name)
+    return b"EHLO " + _safe(_UNSAFE_NAME, "HELO name", name) + b"\r\n"
+
+
+def helo(name: str) -> bytes:
+    if not name:
+        raise UnsafeArgumentError("HELO name", name)
+    return b"HELO " + _safe(_UNSAFE_NAME, "HELO name", name) + b"\r\n"
+
+
+def _params(params: Iterable[str]) -> bytes:
+    out = b""
+    for param in params:
+        out += b" " + _safe(_UNSAFE_NAME, "parameter", param)
+    return out
+
+
+def mail_from(sender: str, params: Iterable[str] = ()) -> bytes:
+    """``MAIL FROM:<sender>``; the empty string gives the null sender ``<>``."""
+    path = _safe(_UNSAFE_PATH, "sender address", sender)
+    return b"MAIL FROM:<" + path + b">" + _params(params) + b"\r\n"
+
+
+def rcpt_to(recipient: str, params: Iterable[str] = ()) -> bytes:
+    if not recipient:
+        raise UnsafeArgumentError("recipient address", recipient)
+    path = _safe(_UNSAFE_PATH, "recipient address", recipient)
+    return b"RCPT TO:<" + path + b">" + _params(params) + b"\r\n"
+
+
+def auth(mechanism: str, initial: str | None = None) -> bytes:
+    """``AUTH mechanism [initial-response]`` (RFC 4954), for the relay mode to come."""
+    line = b"AUTH " + _safe(_UNSAFE_NAME, "AUTH mechanism", mechanism)
+    if initial is not None:
+        line += b" " + _safe(_UNSAFE, "AUTH response", initial)
+    return line + b"\r\n"
