@@ -8,8 +8,10 @@ raises anything but :class:`RemoteProtocolError` for bad input.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from core.smtp.errors import RemoteProtocolError
 from core.smtp.limits import MAX_REPLY_BYTES, MAX_REPLY_LINE, MAX_REPLY_LINES
@@ -91,6 +93,33 @@ def split_enhanced(code: int, lines: list[str]) -> tuple[EnhancedStatus | None, 
     return enhanced, tuple(stripped)
 
 
+def _reply_code(line: bytes) -> int:
+    if (
+        len(line) < 3
+        or line[0] not in b"2345"
+        or line[1] not in _DIGITS
+        or line[2] not in _DIGITS
+        or (len(line) > 3 and line[3] not in b" -")
+    ):
+        raise RemoteProtocolError("malformed reply code", line)
+    return int(line[:3])
+
+
+def _make_reply(code: int, lines: list[str]) -> Reply:
+    if lines[0][:1].isdigit():
+        enhanced, text = split_enhanced(code, lines)
+        return Reply(code, text, enhanced)
+    return Reply(code, tuple(lines))
+
+
+@functools.lru_cache(maxsize=1024)
+def _single_line_reply(line: bytes) -> Reply:
+    """A one-line reply. Servers repeat the same few ("250 2.1.5 Ok") thousands of times,
+    and a Reply is immutable, so parsing each distinct line once is safe and saves most of
+    the parser's time on a busy connection."""
+    return _make_reply(_reply_code(line), [line[4:].decode("utf-8", "replace")])
+
+
 class ReplyParser:
     """Turns a stream of bytes from the server into :class:`Reply` values.
 
@@ -142,20 +171,21 @@ class ReplyParser:
             stop = end - 1 if end > pos and buf[end - 1] == 0x0D else end
             if stop - pos > MAX_REPLY_LINE:
                 self._fail(f"reply line longer than {MAX_REPLY_LINE} bytes", buf[pos : end + 1])
-            reply = self._take_line(bytes(buf[pos:stop]))
+            line = bytes(buf[pos:stop])
+            if not self._code and line[3:4] != b"-":
+                try:
+                    return _single_line_reply(line)
+                except RemoteProtocolError as error:
+                    self._fail(error.reason, line)
+            reply = self._take_line(line)
             if reply is not None:
                 return reply
 
     def _take_line(self, line: bytes) -> Reply | None:
-        if (
-            len(line) < 3
-            or line[0] not in b"2345"
-            or line[1] not in _DIGITS
-            or line[2] not in _DIGITS
-            or (len(line) > 3 and line[3] not in b" -")
-        ):
-            self._fail("malformed reply code", line)
-        code = int(line[:3])
+        try:
+            code = _reply_code(line)
+        except RemoteProtocolError as error:
+            self._fail(error.reason, line)
         if self._code and code != self._code:
             self._fail(f"reply code changed from {self._code} to {code} mid-reply", line)
         self._lines.append(line[4:].decode("utf-8", "replace"))
@@ -171,12 +201,9 @@ class ReplyParser:
         self._lines = []
         self._code = 0
         self._size = 0
-        if lines[0][:1].isdigit():
-            enhanced, text = split_enhanced(code, lines)
-            return Reply(code, text, enhanced)
-        return Reply(code, tuple(lines))
+        return _make_reply(code, lines)
 
-    def _fail(self, reason: str, offending: bytes | bytearray) -> None:
+    def _fail(self, reason: str, offending: bytes | bytearray) -> NoReturn:
         self._error = RemoteProtocolError(reason, bytes(offending[: MAX_REPLY_LINE + 2]))
         self._buf = bytearray()
         self._pos = 0

@@ -26,12 +26,17 @@ from core.smtp.body import Body
 from core.smtp.classify import ReplyKind, classify
 from core.smtp.errors import BodyLineTooLongError, LocalProtocolError, RemoteProtocolError
 from core.smtp.extensions import NO_EXTENSIONS, Extensions, parse_ehlo
+from core.smtp.limits import BODY_CHUNK
 from core.smtp.reply import Reply, ReplyParser
 
 
 class Phase(enum.Enum):
     """What the session is waiting for; the driver picks its timeout from this."""
 
+    # Members are singletons: hash by identity in C, not by name in Python (hot path).
+    __hash__ = object.__hash__
+
+    CONNECT = "connect"  # the driver's: TCP connect under way
     GREETING = "greeting"
     EHLO = "ehlo"
     HELO = "helo"
@@ -238,11 +243,13 @@ class ClientSession:
         parser = self._parser
         parser.receive_data(data)
         try:
-            while not self.closed:
+            while True:
                 reply = parser.next_reply()
                 if reply is None:
                     return
                 self._on_reply(reply)
+                if self.closed:
+                    return
         except RemoteProtocolError as error:
             if self._trace:
                 self._trace("E", f"protocol error: {error.reason}: {error.offending!r}")
@@ -450,7 +457,7 @@ class ClientSession:
         body = flight.txn.body
         if self._trace:
             self._trace("B", body.size)
-        if body.wire is not None:
+        if body.wire is not None and len(body.wire) <= BODY_CHUNK:
             self._out.append((body.wire, 0))
         else:
             self._out.append((body.stream(), 0))
