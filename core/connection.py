@@ -44,6 +44,7 @@ from core.smtp.limits import BODY_CHUNK
 
 _READ_BUFFER = 64 * 1024
 _TRANSCRIPT_ENTRIES = 5000
+_AHEAD = 3  # transactions handed to the session and not yet done
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,24 +128,33 @@ class TLSInfo:
 
 @dataclass(slots=True)
 class Transcript:
-    """The conversation, timestamped, with the body reduced to its size.
+    """The conversation, with the body reduced to its size.
 
-    Entries are kept raw and formatted only when someone reads them; the oldest are
-    dropped past a bound so a long reused connection cannot grow it without limit.
+    The session appends one ``(kind, payload)`` tuple per line straight into ``entries``
+    (a C call on the hot path); the driver adds a ``("T", time)`` entry whenever bytes
+    arrive or leave, which dates the lines after it. Lines are formatted only when read,
+    and the oldest are dropped past a bound so that a long reused connection cannot grow
+    it without limit.
     """
 
-    entries: deque[tuple[float, str, object]] = field(
+    entries: deque[tuple[str, object]] = field(
         default_factory=lambda: deque(maxlen=_TRANSCRIPT_ENTRIES)
     )
 
-    def add(self, kind: str, payload: object) -> None:
-        self.entries.append((time.time(), kind, payload))
+    def stamp(self) -> None:
+        self.entries.append(("T", time.time()))
+
+    def note(self, text: str) -> None:
+        self.entries.append(("E", text))
 
     def lines(self) -> list[str]:
         out: list[str] = []
-        for stamp, kind, payload in self.entries:
-            millis = int(stamp % 1 * 1000)
-            clock = f"{time.strftime('%H:%M:%S', time.localtime(stamp))}.{millis:03d}"
+        clock = "--:--:--.---"
+        for kind, payload in self.entries:
+            if kind == "T" and isinstance(payload, float):
+                millis = int(payload % 1 * 1000)
+                clock = f"{time.strftime('%H:%M:%S', time.localtime(payload))}.{millis:03d}"
+                continue
             for text in _render(kind, payload):
                 out.append(f"{clock} {text}")
         return out
@@ -194,7 +204,7 @@ class _Driver(asyncio.BufferedProtocol):
         self.source = source
         self.on_result = on_result
         self.transcript = Transcript()
-        self.session = ClientSession(config.session, trace=self._trace)
+        self.session = ClientSession(config.session, trace=self.transcript.entries.append)
         self.results: list[RecipientResult] = []
         self.failure: SessionFailed | None = None
         self.submitted = 0
@@ -204,7 +214,7 @@ class _Driver(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = memoryview(bytearray(_READ_BUFFER))
         self._paused = False
-        self._progress = 0  # replies received: each one restarts the phase's clock
+        self._body_chunks = 0  # body chunks written: each one restarts the body's clock
         self._seen_progress = -1
         self._timed_phase: Phase | None = None
         self._deadline = 0.0
@@ -215,12 +225,14 @@ class _Driver(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.transcript.stamp()
         self._arm_timer()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.transcript.stamp()
         self.session.receive_data(self._buffer[:nbytes])
         self.pump()
 
@@ -251,7 +263,7 @@ class _Driver(asyncio.BufferedProtocol):
                 if data:
                     transport.writelines(data)
                     if session.phase is Phase.BODY:
-                        self._progress += 1
+                        self._body_chunks += 1
             event = session.next_event()
             if event is None:
                 break
@@ -275,10 +287,16 @@ class _Driver(asyncio.BufferedProtocol):
         self._arm_timer()
 
     def _feed(self) -> None:
-        """Keep one transaction queued behind the one in flight, so pipelining can chain."""
+        """Keep two transactions queued behind the one in flight.
+
+        Replies come in batches (the end of data of one message with the envelope replies
+        of the next): when the 354 of message k+1 arrives, message k is not yet reported
+        done, and message k+2 must already be queued so that its envelope can follow the
+        body of k+1 in the same write (RFC 2920 §3.2). One fewer costs a round trip each.
+        """
         session = self.session
         while (
-            self.in_flight < 2
+            self.in_flight < _AHEAD
             and self.submitted < self.config.max_transactions
             and not session.closed
             and self.failure is None
@@ -306,11 +324,6 @@ class _Driver(asyncio.BufferedProtocol):
         self.in_flight = 0
         return results
 
-    def _trace(self, kind: str, payload: object) -> None:
-        if kind == "S":
-            self._progress += 1
-        self.transcript.add(kind, payload)
-
     # ---- one timer per phase ----------------------------------------------------------
 
     def _arm_timer(self) -> None:
@@ -320,10 +333,11 @@ class _Driver(asyncio.BufferedProtocol):
         if phase is Phase.CLOSED:
             self._cancel_timer()
             return
-        if phase is self._timed_phase and self._progress == self._seen_progress:
+        progress = self.session.replies_received + self._body_chunks
+        if phase is self._timed_phase and progress == self._seen_progress:
             return
         self._timed_phase = phase
-        self._seen_progress = self._progress
+        self._seen_progress = progress
         self._deadline = self.loop.time() + self.config.timeouts.for_phase(phase)
         if self._timer is not None and self._timer.when() > self._deadline:
             self._timer.cancel()
@@ -444,7 +458,7 @@ class SMTPConnection:
         if ssl_object is not None:
             name, _, bits = ssl_object.cipher()
             self.tls = TLSInfo(ssl_object.version() or "", name, bits)
-            driver.transcript.add("E", f"TLS established: {self.tls.version} {name}")
+            driver.transcript.note(f"TLS established: {self.tls.version} {name}")
         driver.session.tls_established()
         driver.pump()
 
@@ -455,7 +469,8 @@ class SMTPConnection:
         else:
             detail = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
             failure = SessionFailed(FailureKind.REFUSED, Phase.CONNECT, detail=detail)
-        driver.transcript.add("E", f"connect to {self.target} failed: {failure.detail}")
+        driver.transcript.stamp()
+        driver.transcript.note(f"connect to {self.target} failed: {failure.detail}")
         return ConnectionReport(
             self.target, (), failure, NO_EXTENSIONS, None, driver.transcript, 0
         )

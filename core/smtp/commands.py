@@ -8,6 +8,7 @@ command early and start another. Addresses are also refused when they hold ``<``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -51,8 +52,12 @@ def _params(params: Iterable[str]) -> bytes:
     return out
 
 
-def mail_from(sender: str, params: Iterable[str] = ()) -> bytes:
-    """``MAIL FROM:<sender>``; the empty string gives the null sender ``<>``."""
+@functools.lru_cache(maxsize=256)
+def mail_from(sender: str, params: tuple[str, ...] = ()) -> bytes:
+    """``MAIL FROM:<sender>``; the empty string gives the null sender ``<>``.
+
+    Cached: a campaign sends thousands of transactions from one sender with the same
+    parameters. A refused argument raises, and exceptions are never cached."""
     path = _safe(_UNSAFE_PATH, "sender address", sender)
     return b"MAIL FROM:<" + path + b">" + _params(params) + b"\r\n"
 

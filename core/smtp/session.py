@@ -166,11 +166,12 @@ class Closed:
 
 Event = Ready | StartTLS | TransactionDone | SessionFailed | Closed
 
-#: A transcript sink: ("C", command bytes), ("S", Reply), ("B", body size), ("E", text).
-Trace = Callable[[str, object], None]
+#: A transcript sink, called with one tuple per line so that a C ``append`` can be it:
+#: ("C", command bytes), ("S", Reply), ("B", body size), ("E", text).
+Trace = Callable[[tuple[str, object]], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity
 class _Flight:
     """A transaction under way: what each recipient's RCPT got, and how far we are."""
 
@@ -184,10 +185,9 @@ class _Flight:
     discarding: bool = False  # 354 came with no accepted recipient: send "." only
 
 
-@dataclass(slots=True)
-class _Expect:
-    phase: Phase
-    flight: _Flight | None = None
+#: An expected reply: the command it answers and the transaction it belongs to. A plain
+#: tuple, since one is made per command on the hot path.
+_Expect = tuple[Phase, "_Flight | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +205,7 @@ class ClientSession:
         commands.ehlo(config.helo_name)  # refuse a bad HELO name now, not mid-conversation
         self.config = config
         self.extensions: Extensions = NO_EXTENSIONS
+        self._pipelined = False  # PIPELINING offered and allowed (RFC 2920)
         self.tls_active = False
         self._trace = trace
         self._parser = ReplyParser()
@@ -214,11 +215,13 @@ class ClientSession:
         self._events: deque[Event] = deque()
         self._queue: deque[Transaction] = deque()
         self._phase = Phase.GREETING
+        #: Replies taken so far; a driver restarts its phase clock when this moves.
+        self.replies_received = 0
         self._ready = False  # greeted, EHLO done, TLS settled
         self._quitting = False  # quit once the queue is done
         self._unusable = False  # quit now, leave the queue for another connection
         self._waiting_ready = False  # a Ready event is outstanding
-        self._expect.append(_Expect(Phase.GREETING))
+        self._expect.append((Phase.GREETING, None))
         self._sent = 1  # the greeting answers the connect itself
 
     # ---- inputs from the driver --------------------------------------------------------
@@ -227,7 +230,7 @@ class ClientSession:
     def phase(self) -> Phase:
         """The reply or action the session is waiting for (for per-phase timeouts)."""
         if self._sent:
-            return self._expect[0].phase
+            return self._expect[0][0]
         if self._out and not isinstance(self._out[0][0], bytes):
             return Phase.BODY
         return self._phase
@@ -238,7 +241,7 @@ class ClientSession:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes from the server; replies are matched and acted on at once."""
-        if self._phase is Phase.CLOSED:
+        if self.closed:
             return
         parser = self._parser
         parser.receive_data(data)
@@ -248,11 +251,11 @@ class ClientSession:
                 if reply is None:
                     return
                 self._on_reply(reply)
-                if self.closed:
+                if self._phase is Phase.CLOSED:
                     return
         except RemoteProtocolError as error:
             if self._trace:
-                self._trace("E", f"protocol error: {error.reason}: {error.offending!r}")
+                self._trace(("E", f"protocol error: {error.reason}: {error.offending!r}"))
             self._fail(FailureKind.PROTOCOL, reason=error.reason)
 
     def data_to_send(self, limit: int = 1 << 20) -> list[bytes]:
@@ -309,7 +312,7 @@ class ClientSession:
         if self._phase is not Phase.TLS_HANDSHAKE:
             raise LocalProtocolError("tls_established() outside a STARTTLS handshake")
         self.tls_active = True
-        self.extensions = NO_EXTENSIONS
+        self._set_extensions(NO_EXTENSIONS)
         self._command(commands.ehlo(self.config.helo_name), Phase.EHLO)
 
     def tls_failed(self, detail: str) -> None:
@@ -348,18 +351,19 @@ class ClientSession:
     # ---- replies ----------------------------------------------------------------------
 
     def _on_reply(self, reply: Reply) -> None:
+        self.replies_received += 1
         if self._trace:
-            self._trace("S", reply)
+            self._trace(("S", reply))
         if not self._sent:
             raise RemoteProtocolError(
                 "the server replied before the command was sent", str(reply).encode()
             )
-        expect = self._expect.popleft()
+        phase, flight = self._expect.popleft()
         self._sent -= 1
-        if reply.code == 421 and expect.phase is not Phase.QUIT:
-            self._on_service_closing(expect, reply)
+        if reply.code == 421 and phase is not Phase.QUIT:
+            self._on_service_closing(phase, flight, reply)
             return
-        _HANDLERS[expect.phase](self, reply, expect.flight)
+        _HANDLERS[phase](self, reply, flight)
 
     def _on_greeting(self, reply: Reply, _: _Flight | None) -> None:
         if reply.code != 220:
@@ -381,8 +385,12 @@ class ClientSession:
         else:
             self._fail(FailureKind.REJECTED, reply=reply, phase=Phase.HELO)
 
-    def _greeted(self, extensions: Extensions) -> None:
+    def _set_extensions(self, extensions: Extensions) -> None:
         self.extensions = extensions
+        self._pipelined = self.config.pipelining and extensions.pipelining
+
+    def _greeted(self, extensions: Extensions) -> None:
+        self._set_extensions(extensions)
         policy = self.config.tls
         if not self.tls_active and policy is not TLSPolicy.OFF:
             if extensions.starttls:
@@ -417,10 +425,10 @@ class ClientSession:
         assert flight is not None
         if reply.code != 250:
             flight.mail_reply = reply
-            if not self._pipelining:
+            if not self._pipelined:
                 self._finish(flight, rset=False)
             return
-        if not self._pipelining:
+        if not self._pipelined:
             self._send_rcpt(flight, flight.to_send[0])
 
     def _on_rcpt(self, reply: Reply, flight: _Flight | None) -> None:
@@ -432,7 +440,7 @@ class ClientSession:
                 flight.accepted.append(index)
             else:
                 flight.verdicts[index] = self._result(flight, index, reply, Phase.RCPT)
-        if self._pipelining:
+        if self._pipelined:
             return
         if flight.rcpt_cursor < len(flight.to_send):
             self._send_rcpt(flight, flight.to_send[flight.rcpt_cursor])
@@ -456,15 +464,15 @@ class ClientSession:
             return
         body = flight.txn.body
         if self._trace:
-            self._trace("B", body.size)
+            self._trace(("B", body.size))
         if body.wire is not None and len(body.wire) <= BODY_CHUNK:
             self._out.append((body.wire, 0))
         else:
             self._out.append((body.stream(), 0))
-        self._expect.append(_Expect(Phase.END_OF_DATA, flight))
+        self._expect.append((Phase.END_OF_DATA, flight))
         self._out.append((commands.END_OF_DATA, 1))
         # RFC 2920 §3.2: the next envelope may follow the end of data in the same write.
-        if self._pipelining:
+        if self._pipelined:
             self._start_next(after_data=True)
 
     def _on_end_of_data(self, reply: Reply, flight: _Flight | None) -> None:
@@ -483,24 +491,19 @@ class ClientSession:
     def _on_quit(self, reply: Reply, _: _Flight | None) -> None:
         self._close()
 
-    def _on_service_closing(self, expect: _Expect, reply: Reply) -> None:
+    def _on_service_closing(self, phase: Phase, flight: _Flight | None, reply: Reply) -> None:
         """421 (RFC 5321 §3.8): the server is closing; the reply decides what it answered."""
-        flight = expect.flight
         if flight is not None and flight.mail_reply is None:
-            if expect.phase is Phase.RCPT:
+            if phase is Phase.RCPT:
                 index = flight.to_send[flight.rcpt_cursor]
                 flight.rcpt_cursor += 1
                 flight.verdicts[index] = self._result(flight, index, reply, Phase.RCPT)
-            elif expect.phase in (Phase.DATA, Phase.END_OF_DATA) and not flight.discarding:
+            elif phase in (Phase.DATA, Phase.END_OF_DATA) and not flight.discarding:
                 for index in flight.accepted:
-                    flight.verdicts[index] = self._result(flight, index, reply, expect.phase)
-        self._fail(FailureKind.REJECTED, reply=reply, phase=expect.phase, current=flight)
+                    flight.verdicts[index] = self._result(flight, index, reply, phase)
+        self._fail(FailureKind.REJECTED, reply=reply, phase=phase, current=flight)
 
     # ---- transactions -----------------------------------------------------------------
-
-    @property
-    def _pipelining(self) -> bool:
-        return self.config.pipelining and self.extensions.pipelining
 
     def _become_ready(self) -> None:
         self._phase = Phase.READY
@@ -521,7 +524,7 @@ class ClientSession:
                 continue  # refused locally, reported; try the next one
             self._phase = Phase.MAIL
             self._command(commands.mail_from(txn.sender, flight.params), Phase.MAIL, flight)
-            if self._pipelining:
+            if self._pipelined:
                 for index in flight.to_send:
                     self._send_rcpt(flight, index)
                 self._command(commands.DATA, Phase.DATA, flight)
@@ -598,9 +601,9 @@ class ClientSession:
     def _body_failed(self, error: BodyLineTooLongError) -> None:
         """A streamed body held a line SMTP cannot carry: abandon it without the end marker."""
         streaming = next(
-            e.flight
-            for e in itertools.islice(self._expect, self._sent, None)
-            if e.phase is Phase.END_OF_DATA
+            flight
+            for phase, flight in itertools.islice(self._expect, self._sent, None)
+            if phase is Phase.END_OF_DATA
         )
         assert streaming is not None
         for index in streaming.accepted:
@@ -614,8 +617,8 @@ class ClientSession:
 
     def _command(self, line: bytes, phase: Phase, flight: _Flight | None = None) -> None:
         if self._trace:
-            self._trace("C", line)
-        self._expect.append(_Expect(phase, flight))
+            self._trace(("C", line))
+        self._expect.append((phase, flight))
         self._out.append((line, 1))
 
     def _send_quit(self) -> None:
@@ -643,11 +646,11 @@ class ClientSession:
         failed_in = phase or self.phase
         why = reason or (str(reply) if reply else kind.value)
         flights = [current] if current is not None else []
-        flights += [expect.flight for expect in self._expect if expect.flight is not None]
+        flights += [flight for _, flight in self._expect if flight is not None]
         delivered_maybe = {
-            id(expect.flight)
-            for expect in itertools.islice(self._expect, self._sent)
-            if expect.phase is Phase.END_OF_DATA
+            id(flight)
+            for phase, flight in itertools.islice(self._expect, self._sent)
+            if phase is Phase.END_OF_DATA
         }
         for flight in dict.fromkeys(flights):  # each once, in order
             self._settle(flight, failed_in, why, ambiguous=id(flight) in delivered_maybe)
