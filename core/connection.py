@@ -15,6 +15,7 @@ machines costs about 2.5x CPU per message.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ssl
 import time
@@ -240,7 +241,12 @@ class _Driver(asyncio.BufferedProtocol):
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.session.connection_lost(str(exc) if exc else "")
+        detail = str(exc) if exc else ""
+        if self.session.phase is Phase.TLS_HANDSHAKE:
+            # asyncio's TLS layer reports a failed handshake here, before start_tls raises.
+            self.session.tls_failed(detail or "the server closed the connection")
+        else:
+            self.session.connection_lost(detail)
         self.pump()
         self.finish()
 
@@ -258,12 +264,16 @@ class _Driver(asyncio.BufferedProtocol):
         session = self.session
         transport = self.transport
         while True:
-            if transport is not None and not self._paused:
+            # Write until the session has nothing more or the transport pushes back
+            # (pause_writing() is called from inside write()); resume_writing() pumps again.
+            # Bytes the kernel takes at once never pause us, so we must not stop sooner.
+            while transport is not None and not self._paused:
                 data = session.data_to_send(BODY_CHUNK * 4)
-                if data:
-                    transport.writelines(data)
-                    if session.phase is Phase.BODY:
-                        self._body_chunks += 1
+                if not data:
+                    break
+                transport.writelines(data)
+                if session.phase is Phase.BODY:
+                    self._body_chunks += 1
             event = session.next_event()
             if event is None:
                 break
@@ -492,5 +502,22 @@ async def deliver(
     config: ConnectionConfig,
     on_result: ResultCallback | None = None,
 ) -> ConnectionReport:
-    """Deliver a list of transactions over one connection (what tests and ``send`` use)."""
-    return await SMTPConnection(target, config, ListSource(transactions), on_result).run()
+    """Deliver a list of transactions over one connection (what tests and ``send`` use).
+
+    Unlike a bare :class:`SMTPConnection`, whose source keeps what it never handed out,
+    the report covers every recipient of the list: those the connection never reached
+    (it failed first, or ``max_transactions`` was reached) are ``unattempted``.
+    """
+    source = ListSource(transactions)
+    report = await SMTPConnection(target, config, source, on_result).run()
+    failure = report.failure
+    why = (failure.detail or failure.kind.value) if failure else "not sent on this connection"
+    left = [
+        RecipientResult(txn, index, Outcome.UNATTEMPTED, reason=why)
+        for txn in iter(source.next_transaction, None)
+        for index in range(len(txn.recipients))
+    ]
+    if left and on_result is not None:
+        for result in left:
+            on_result(result)
+    return dataclasses.replace(report, results=report.results + tuple(left)) if left else report
