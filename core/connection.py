@@ -29,6 +29,7 @@ from core.smtp import (
     Closed,
     Extensions,
     FailureKind,
+    LocalProtocolError,
     Outcome,
     Phase,
     Ready,
@@ -315,8 +316,17 @@ class _Driver(asyncio.BufferedProtocol):
             if txn is None:
                 return
             self.submitted += 1
+            try:
+                session.submit(txn)
+            except LocalProtocolError as error:  # an address that could inject a command
+                self._record(
+                    [
+                        RecipientResult(txn, index, Outcome.PERMANENT, reason=str(error))
+                        for index in range(len(txn.recipients))
+                    ]
+                )
+                continue
             self.in_flight += 1
-            session.submit(txn)
 
     def _record(self, results: tuple[RecipientResult, ...] | list[RecipientResult]) -> None:
         self.results.extend(results)

@@ -92,7 +92,8 @@ class BodyEncoder:
             raise BodyLineTooLongError(self._line_number, self._line_length + first)
         last = text.rfind(b"\n")
         if last > first and _LONG_LINE.search(text, first + 1, last) is not None:
-            raise _too_long(text[first + 1 : last])
+            inner = _too_long(text[first + 1 : last])  # numbered from the line after `first`
+            raise BodyLineTooLongError(self._line_number + inner.line_number, inner.length)
         self._line_number += text.count(b"\n")
         self._line_length = len(text) - last - 1
         if self._line_length > MAX_BODY_LINE:

@@ -65,7 +65,8 @@ def parse_ehlo(reply: Reply) -> Extensions:
         keyword = words[0].upper()
         keywords.add(keyword)
         if keyword == "SIZE":
-            size_limit = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+            limit = words[1] if len(words) > 1 else ""
+            size_limit = int(limit) if limit.isascii() and limit.isdigit() else 0
         elif keyword == "AUTH":
             auth = frozenset(word.upper() for word in words[1:])
     return Extensions(frozenset(keywords), size_limit, auth)

@@ -164,7 +164,8 @@ class ReplyParser:
             pos = self._pos
             end = buf.find(b"\n", pos)
             if end < 0:
-                if len(buf) - pos > MAX_REPLY_LINE:
+                # + 1: the CR of a line of exactly MAX_REPLY_LINE may come before its LF.
+                if len(buf) - pos > MAX_REPLY_LINE + 1:
                     self._fail(f"reply line longer than {MAX_REPLY_LINE} bytes", buf[pos:])
                 return None
             self._pos = end + 1

@@ -76,6 +76,11 @@ class Outcome(enum.Enum):
 
 
 _NO_SMTPUTF8 = "the receiving server does not support SMTPUTF8 (RFC 6531)"
+_STARTTLS_INJECTION = "data after the STARTTLS reply, before TLS"
+
+#: The class of a positive reply to each transaction command (RFC 5321 §4.2.1: the first
+#: digit decides; §4.3.2). A positive reply of the other class is a protocol error.
+_POSITIVE_CLASS = {Phase.MAIL: 2, Phase.RCPT: 2, Phase.DATA: 3, Phase.END_OF_DATA: 2}
 
 _OUTCOME_OF = {
     ReplyKind.POSITIVE: Outcome.ACCEPTED,
@@ -243,6 +248,11 @@ class ClientSession:
         """Feed bytes from the server; replies are matched and acted on at once."""
         if self.closed:
             return
+        if self._phase is Phase.TLS_HANDSHAKE and not self.tls_active and len(data):
+            # Plaintext that arrives after the 220 to STARTTLS but before the handshake
+            # would be read as if it had come over TLS (CVE-2011-0411), however it is split.
+            self._fail(FailureKind.PROTOCOL, reason=_STARTTLS_INJECTION)
+            return
         parser = self._parser
         parser.receive_data(data)
         try:
@@ -294,6 +304,11 @@ class ClientSession:
         """Queue a transaction; it starts as soon as the session is ready for it."""
         if self._quitting or self._phase is Phase.CLOSED:
             raise LocalProtocolError("cannot submit a transaction to a session that is ending")
+        if not transaction.recipients:
+            raise LocalProtocolError("a transaction needs at least one recipient")
+        commands.mail_from(transaction.sender)  # raise UnsafeArgumentError now, from here
+        for recipient in transaction.recipients:
+            commands.rcpt_to(recipient)
         self._queue.append(transaction)
         if self._ready and self._phase is Phase.READY:
             self._waiting_ready = False
@@ -355,8 +370,18 @@ class ClientSession:
         if self._trace:
             self._trace(("S", reply))
         if not self._sent:
+            if reply.code == 421:  # RFC 5321 §3.8: may come unasked when the server shuts down
+                self._fail(FailureKind.REJECTED, reply=reply)
+                return
             raise RemoteProtocolError(
                 "the server replied before the command was sent", str(reply).encode()
+            )
+        phase = self._expect[0][0]
+        positive = _POSITIVE_CLASS.get(phase)
+        if positive and reply.code < 400 and reply.code // 100 != positive:
+            # Read as a success it would report mail as accepted that was never sent.
+            raise RemoteProtocolError(
+                f"reply {reply.code} makes no sense to {phase.value}", str(reply).encode()
             )
         phase, flight = self._expect.popleft()
         self._sent -= 1
@@ -408,11 +433,11 @@ class ClientSession:
 
     def _on_starttls(self, reply: Reply, _: _Flight | None) -> None:
         if reply.code == 220:
+            self._phase = Phase.TLS_HANDSHAKE
             if self._parser.buffered:
                 # Plaintext sent after the 220 would be taken as if it came over TLS:
                 # the STARTTLS injection of CVE-2011-0411. Refuse it.
-                raise RemoteProtocolError("data after the STARTTLS reply, before TLS")
-            self._phase = Phase.TLS_HANDSHAKE
+                raise RemoteProtocolError(_STARTTLS_INJECTION)
             self._events.append(StartTLS())
             return
         if self.config.tls is TLSPolicy.REQUIRE:
@@ -423,7 +448,7 @@ class ClientSession:
 
     def _on_mail(self, reply: Reply, flight: _Flight | None) -> None:
         assert flight is not None
-        if reply.code != 250:
+        if not reply.is_positive:
             flight.mail_reply = reply
             if not self._pipelined:
                 self._finish(flight, rset=False)
@@ -436,7 +461,7 @@ class ClientSession:
         index = flight.to_send[flight.rcpt_cursor]
         flight.rcpt_cursor += 1
         if flight.mail_reply is None:
-            if reply.code in (250, 251):
+            if reply.is_positive:
                 flight.accepted.append(index)
             else:
                 flight.verdicts[index] = self._result(flight, index, reply, Phase.RCPT)
@@ -451,7 +476,7 @@ class ClientSession:
 
     def _on_data(self, reply: Reply, flight: _Flight | None) -> None:
         assert flight is not None
-        if reply.code != 354:
+        if not reply.is_positive:
             if flight.mail_reply is None:
                 for index in flight.accepted:
                     flight.verdicts[index] = self._result(flight, index, reply, Phase.DATA)
@@ -611,7 +636,7 @@ class ClientSession:
                 streaming.txn, index, Outcome.PERMANENT, stage=Phase.BODY, reason=str(error)
             )
         self._out.clear()
-        self._fail(FailureKind.LOCAL, reason=str(error))
+        self._fail(FailureKind.LOCAL, phase=Phase.BODY, reason=str(error))
 
     # ---- plumbing ---------------------------------------------------------------------
 
@@ -628,6 +653,7 @@ class ClientSession:
 
     def _close(self) -> None:
         self._phase = Phase.CLOSED
+        self._out.clear()  # a QUIT not yet handed out is not written after Closed
         self._events.append(Closed())
 
     def _fail(
@@ -643,6 +669,13 @@ class ClientSession:
 
         ``current`` is a transaction whose last expected reply was just taken off the queue.
         """
+        if self._phase is Phase.CLOSED:
+            return  # ended already (the peer closed during a TLS handshake that then failed)
+        if self._phase is Phase.QUIT:
+            # Nothing is in flight, and a failure, if any, was reported already: just end,
+            # as connection_lost() and timed_out() do.
+            self._close()
+            return
         failed_in = phase or self.phase
         why = reason or (str(reply) if reply else kind.value)
         flights = [current] if current is not None else []

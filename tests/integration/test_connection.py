@@ -329,3 +329,16 @@ async def test_cancelling_a_connection_settles_every_recipient() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
     assert seen == [Outcome.AMBIGUOUS]
+
+
+async def test_an_address_with_crlf_fails_alone_and_injects_nothing() -> None:
+    evil = Transaction(
+        SENDER, ("victim@lab.test>\r\nRCPT TO:<extra@lab.test",), Body.from_bytes(message(0))
+    )
+    async with LabServer() as server:
+        report = await deliver(target(server), [evil, *transactions(1)], config())
+    assert outcomes(report.results) == [Outcome.PERMANENT, Outcome.ACCEPTED]
+    assert "not allowed in an SMTP command" in report.results[0].reason
+    commands = server.connections[0].commands
+    assert not any("extra@lab.test" in command for command in commands)
+    assert [m.recipients for m in server.messages] == [("r0-0@lab.test",)]
