@@ -17,7 +17,7 @@ from core.smtp.errors import RemoteProtocolError
 from core.smtp.limits import MAX_REPLY_BYTES, MAX_REPLY_LINE, MAX_REPLY_LINES
 
 # RFC 3463 §2: class "." subject "." detail; class is 2, 4 or 5; subject and detail 1-3 digits.
-_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: +|$)")
+_ENHANCED = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: +|$)")
 _DIGITS = frozenset(b"0123456789")
 
 
@@ -88,7 +88,10 @@ def split_enhanced(code: int, lines: list[str]) -> tuple[EnhancedStatus | None, 
     prefix = match.group(0).rstrip(" ")
     enhanced = EnhancedStatus(int(match.group(1)), int(match.group(2)), int(match.group(3)))
     stripped = [
-        line[len(prefix):].lstrip(" ") if line.startswith(prefix) else line for line in lines
+        line[len(prefix) :].lstrip(" ")
+        if line == prefix or line.startswith(prefix + " ")
+        else line
+        for line in lines
     ]
     return enhanced, tuple(stripped)
 

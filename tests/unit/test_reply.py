@@ -320,3 +320,18 @@ def test_endless_short_continuation_lines_fail_on_the_line_count() -> None:
             parser.next_reply()
     assert sent == MAX_REPLY_LINES + 1
     assert "lines" in caught.value.reason
+
+
+def test_enhanced_code_is_stripped_only_as_a_whole_word() -> None:
+    parser = ReplyParser()
+    parser.receive_data(b"550-5.1.1 first\r\n550-5.1.10 not the code\r\n550 5.1.1 last\r\n")
+    reply = parser.next_reply()
+    assert reply is not None
+    assert reply.lines == ("first", "5.1.10 not the code", "last")
+
+
+def test_enhanced_code_digits_are_ascii() -> None:
+    parser = ReplyParser()
+    parser.receive_data("550 5.\u0661.1 Arabic-Indic digit\r\n".encode())
+    reply = parser.next_reply()
+    assert reply is not None and reply.enhanced is None
