@@ -42,6 +42,7 @@ from core.smtp import (
     TransactionDone,
 )
 from core.smtp.extensions import NO_EXTENSIONS
+from core.smtp.session import EndOfDataHook
 from core.smtp.limits import BODY_CHUNK
 
 _READ_BUFFER = 64 * 1024
@@ -190,6 +191,8 @@ class ConnectionReport:
 
 
 ResultCallback = Callable[[RecipientResult], None]
+#: Told the session's phase whenever it changes (for a live per-recipient display).
+PhaseCallback = Callable[[Phase], None]
 
 
 class _Driver(asyncio.BufferedProtocol):
@@ -200,13 +203,19 @@ class _Driver(asyncio.BufferedProtocol):
         config: ConnectionConfig,
         source: TransactionSource,
         on_result: ResultCallback | None,
+        on_end_of_data: EndOfDataHook | None = None,
+        on_phase: PhaseCallback | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.config = config
         self.source = source
         self.on_result = on_result
+        self.on_phase = on_phase
+        self._shown_phase: Phase | None = None
         self.transcript = Transcript()
-        self.session = ClientSession(config.session, trace=self.transcript.entries.append)
+        self.session = ClientSession(
+            config.session, trace=self.transcript.entries.append, on_end_of_data=on_end_of_data
+        )
         self.results: list[RecipientResult] = []
         self.failure: SessionFailed | None = None
         self.submitted = 0
@@ -350,6 +359,9 @@ class _Driver(asyncio.BufferedProtocol):
         """Restart the phase's clock when the phase changed or a reply came; re-arm the
         loop timer only when the new deadline is earlier than the armed one."""
         phase = self.session.phase
+        if phase is not self._shown_phase and self.on_phase is not None:
+            self._shown_phase = phase
+            self.on_phase(phase)
         if phase is Phase.CLOSED:
             self._cancel_timer()
             return
@@ -410,16 +422,23 @@ class SMTPConnection:
         config: ConnectionConfig,
         source: TransactionSource,
         on_result: ResultCallback | None = None,
+        *,
+        on_end_of_data: EndOfDataHook | None = None,
+        on_phase: PhaseCallback | None = None,
     ) -> None:
         self.target = target
         self.config = config
         self.source = source
         self.on_result = on_result
+        self.on_end_of_data = on_end_of_data
+        self.on_phase = on_phase
         self.tls: TLSInfo | None = None
 
     async def run(self) -> ConnectionReport:
         loop = asyncio.get_running_loop()
-        driver = _Driver(self.config, self.source, self.on_result)
+        driver = _Driver(
+            self.config, self.source, self.on_result, self.on_end_of_data, self.on_phase
+        )
         try:
             await asyncio.wait_for(
                 loop.create_connection(lambda: driver, self.target.address, self.target.port),

@@ -114,6 +114,8 @@ class Transaction:
     recipients: tuple[str, ...]
     body: Body
     needs_smtputf8: bool = False
+    #: The caller's own reference (the engine's job), carried back in results untouched.
+    tag: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,11 @@ Event = Ready | StartTLS | TransactionDone | SessionFailed | Closed
 #: ("C", command bytes), ("S", Reply), ("B", body size), ("E", text).
 Trace = Callable[[tuple[str, object]], None]
 
+#: Called by ``data_to_send()`` with the transactions whose end-of-data marker it is about
+#: to hand out, before it returns them: the one moment to record "possibly delivered from
+#: here on" durably before the server can act on the marker.
+EndOfDataHook = Callable[[list["Transaction"]], None]
+
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity
 class _Flight:
@@ -206,9 +213,15 @@ class SessionConfig:
 class ClientSession:
     """One SMTP client conversation. See the module docstring for the contract."""
 
-    def __init__(self, config: SessionConfig, trace: Trace | None = None) -> None:
+    def __init__(
+        self,
+        config: SessionConfig,
+        trace: Trace | None = None,
+        on_end_of_data: EndOfDataHook | None = None,
+    ) -> None:
         commands.ehlo(config.helo_name)  # refuse a bad HELO name now, not mid-conversation
         self.config = config
+        self._end_of_data_hook = on_end_of_data
         self.extensions: Extensions = NO_EXTENSIONS
         self._pipelined = False  # PIPELINING offered and allowed (RFC 2920)
         self.tls_active = False
@@ -216,7 +229,9 @@ class ClientSession:
         self._parser = ReplyParser()
         self._expect: deque[_Expect] = deque()
         self._sent = 0  # how many of the expected replies answer commands already handed out
-        self._out: deque[tuple[bytes | Iterator[bytes], int]] = deque()
+        # What to write: (bytes or a streamed body, replies it asks for, the transaction
+        # whose end of data it is, if it is one: announced before it is handed out).
+        self._out: deque[tuple[bytes | Iterator[bytes], int, Transaction | None]] = deque()
         self._events: deque[Event] = deque()
         self._queue: deque[Transaction] = deque()
         self._phase = Phase.GREETING
@@ -274,15 +289,18 @@ class ClientSession:
         Commands handed out here count as sent: their replies may now arrive.
         """
         out: list[bytes] = []
+        ends: list[Transaction] = []
         size = 0
         queue = self._out
         while queue and size < limit:
-            payload, answers = queue[0]
+            payload, answers, end_of = queue[0]
             if isinstance(payload, bytes):
                 queue.popleft()
                 out.append(payload)
                 size += len(payload)
                 self._sent += answers
+                if end_of is not None:
+                    ends.append(end_of)
                 continue
             try:
                 chunk = next(payload, None)
@@ -295,6 +313,8 @@ class ClientSession:
                 continue
             out.append(chunk)
             size += len(chunk)
+        if ends and self._end_of_data_hook is not None:
+            self._end_of_data_hook(ends)
         return out
 
     def next_event(self) -> Event | None:
@@ -491,11 +511,11 @@ class ClientSession:
         if self._trace:
             self._trace(("B", body.size))
         if body.wire is not None and len(body.wire) <= BODY_CHUNK:
-            self._out.append((body.wire, 0))
+            self._out.append((body.wire, 0, None))
         else:
-            self._out.append((body.stream(), 0))
+            self._out.append((body.stream(), 0, None))
         self._expect.append((Phase.END_OF_DATA, flight))
-        self._out.append((commands.END_OF_DATA, 1))
+        self._out.append((commands.END_OF_DATA, 1, flight.txn))
         # RFC 2920 §3.2: the next envelope may follow the end of data in the same write.
         if self._pipelined:
             self._start_next(after_data=True)
@@ -644,7 +664,7 @@ class ClientSession:
         if self._trace:
             self._trace(("C", line))
         self._expect.append((phase, flight))
-        self._out.append((line, 1))
+        self._out.append((line, 1, None))
 
     def _send_quit(self) -> None:
         self._quitting = True

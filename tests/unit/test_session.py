@@ -1319,3 +1319,37 @@ def test_tls_failure_reported_after_the_connection_was_lost_changes_nothing() ->
     failed(events, FailureKind.CLOSED, Phase.TLS_HANDSHAKE)
     conv.session.tls_failed("connection reset")
     assert conv.events() == []
+
+
+# ---- the end-of-data hook: "possibly delivered" is recorded before the marker goes out ----
+
+
+def test_end_of_data_hook_runs_before_the_marker_is_handed_out() -> None:
+    announced: list[list[Transaction]] = []
+    session = ClientSession(PLAIN, on_end_of_data=announced.append)
+    first, second = txn("a@dest.test"), txn("b@dest.test")
+    session.receive_data(GREETING)
+    session.data_to_send()
+    session.receive_data(ehlo_reply("PIPELINING"))
+    session.submit(first)
+    session.submit(second)
+    assert session.data_to_send()[-1] == b"DATA\r\n"
+    assert announced == []
+    session.receive_data(reply(250, "ok") + reply(250, "ok") + GO_AHEAD)
+    assert announced == []  # nothing handed out yet: the driver has not asked
+    batch = session.data_to_send()
+    assert b".\r\n" in batch
+    assert announced == [[first]]
+
+
+def test_end_of_data_hook_is_not_called_for_a_discarded_message() -> None:
+    announced: list[list[Transaction]] = []
+    session = ClientSession(PLAIN, on_end_of_data=announced.append)
+    session.receive_data(GREETING)
+    session.data_to_send()
+    session.receive_data(ehlo_reply("PIPELINING"))
+    session.submit(txn("a@dest.test"))
+    session.data_to_send()
+    session.receive_data(reply(250, "ok") + reply(550, "5.1.1 unknown") + GO_AHEAD)
+    assert session.data_to_send() == [b".\r\n"]  # RFC 2920: an empty message, not ours
+    assert announced == []
