@@ -42,8 +42,8 @@ from core.smtp import (
     TransactionDone,
 )
 from core.smtp.extensions import NO_EXTENSIONS
-from core.smtp.session import EndOfDataHook
 from core.smtp.limits import BODY_CHUNK
+from core.smtp.session import EndOfDataHook
 
 _READ_BUFFER = 64 * 1024
 _TRANSCRIPT_ENTRIES = 5000
