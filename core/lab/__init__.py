@@ -1,12 +1,12 @@
 """The rehearsal lab: SMTP servers on loopback that tests, benchmarks and sandbox mode share.
 
 ``LabServer`` is ours and does what its :class:`Behaviour` scripts, including failing and
-misbehaving on purpose; ``AiosmtpdServer`` is a third-party server that simply accepts.
-Both record what they received. Nothing in this package listens anywhere but 127.0.0.1
+misbehaving on purpose; ``core.lab.aiosmtpd_server.AiosmtpdServer`` (imported from there,
+as aiosmtpd is a test dependency only) is a third-party server that simply accepts. Both
+record what they received. Nothing in this package listens anywhere but 127.0.0.1
 or ::1, connects anywhere, or touches a real MX: see ``core.lab.loopback``.
 """
 
-from core.lab.aiosmtpd_server import AiosmtpdServer
 from core.lab.behaviour import (
     Act,
     Behaviour,
@@ -29,7 +29,6 @@ __all__ = [
     "LOOPBACK_HOSTS",
     "UNSOLICITED",
     "Act",
-    "AiosmtpdServer",
     "Behaviour",
     "ConnectionRecord",
     "Fault",

@@ -1,4 +1,4 @@
-"""The only addresses a lab server may listen on: loopback, on an ephemeral port.
+"""The only addresses a lab server may listen on: loopback (127.0.0.0/8 and ::1).
 
 Owns that rule, so that no lab server, test or sandbox demo can ever be reached from
 (or reach) anything but this machine. It never resolves names: ``localhost`` is refused
@@ -7,7 +7,11 @@ because a resolver could map it elsewhere.
 
 from __future__ import annotations
 
-#: IPv4 and IPv6 loopback, spelled the one way each.
+import ipaddress
+
+#: The default IPv4 and IPv6 loopback addresses. Any 127.0.0.0/8 address is allowed too:
+#: a lab of several MX hosts gives each its own address on one shared port, as real MX
+#: hosts share port 25.
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 #: Port 0: the kernel picks a free port, read back after binding.
 EPHEMERAL_PORT = 0
@@ -18,8 +22,13 @@ LISTEN_BACKLOG = 1024
 
 def require_loopback(host: str) -> str:
     """Return ``host`` if it is a loopback address a lab server may use; else raise."""
-    if host not in LOOPBACK_HOSTS:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback or str(address) != host:
         raise ValueError(
-            f"a lab server listens on {' or '.join(LOOPBACK_HOSTS)} only, not {host!r}"
+            f"a lab server listens on a loopback address (127.0.0.0/8 or ::1) only, "
+            f"not {host!r}"
         )
     return host

@@ -34,11 +34,13 @@ class LabServer:
         behaviour: Behaviour | None = None,
         *,
         host: str = "127.0.0.1",
+        port: int = EPHEMERAL_PORT,
         tls: LabTLS | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.behaviour = behaviour if behaviour is not None else Behaviour()
         self.host = require_loopback(host)
+        self._wanted_port = port
         if tls is None and self.behaviour.tls is not TLSMode.NONE:
             tls = default_tls()
         self.tls = tls
@@ -58,7 +60,7 @@ class LabServer:
         if self._server is not None or self._state.stopping:
             raise RuntimeError("a LabServer starts once")
         self._server = await asyncio.start_server(
-            self._accepted, self.host, EPHEMERAL_PORT, backlog=LISTEN_BACKLOG
+            self._accepted, self.host, self._wanted_port, backlog=LISTEN_BACKLOG
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         return self

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.connection import ConnectionConfig, Target, Timeouts
-from core.lab import AiosmtpdServer, LabServer
+from core.lab import LabServer
+from core.lab.aiosmtpd_server import AiosmtpdServer
 from core.smtp import Body, Outcome, RecipientResult, SessionConfig, TLSPolicy, Transaction
 
 SENDER = "news@sender.test"

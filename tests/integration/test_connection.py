@@ -9,7 +9,8 @@ import socket
 import pytest
 
 from core.connection import ConnectionConfig, ListSource, SMTPConnection, Target, deliver
-from core.lab import AiosmtpdServer, Behaviour, Fault, LabServer, Stage, TLSMode, unknown_users
+from core.lab import Behaviour, Fault, LabServer, Stage, TLSMode, unknown_users
+from core.lab.aiosmtpd_server import AiosmtpdServer
 from core.smtp import Body, FailureKind, Outcome, Phase, SessionConfig, TLSPolicy, Transaction
 from tests.integration.support import (
     SENDER,

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from core.lab import AiosmtpdServer, ReceivedMessage
+from core.lab import ReceivedMessage
+from core.lab.aiosmtpd_server import AiosmtpdServer
 from tests.lab.client import RawClient
 
 

@@ -13,7 +13,7 @@ from tests.lab.client import RawClient
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "localhost", "192.0.2.1", ""])
 def test_only_loopback_addresses_are_accepted(host: str) -> None:
-    with pytest.raises(ValueError, match="listens on 127"):
+    with pytest.raises(ValueError, match="loopback address"):
         LabServer(host=host)
 
 
@@ -87,3 +87,12 @@ async def test_several_clients_at_once_each_recorded_on_its_connection() -> None
     for record in server.connections:
         assert record.closed
         assert by_connection[record.number] == record.commands[0].removeprefix("EHLO ")
+
+
+async def test_a_lab_of_several_hosts_shares_one_port_on_127_0_0_x() -> None:
+    async with (
+        LabServer(host="127.0.0.2") as first,
+        LabServer(host="127.0.0.3", port=first.port) as second,
+    ):
+        assert (first.host, second.host) == ("127.0.0.2", "127.0.0.3")
+        assert second.port == first.port
