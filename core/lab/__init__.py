@@ -18,6 +18,7 @@ from core.lab.behaviour import (
     service_closing,
     unknown_users,
 )
+from core.lab.dns import DNSStats, LabDNS, LabZone
 from core.lab.hostile import GARBAGE, UNSOLICITED
 from core.lab.loopback import LOOPBACK_HOSTS
 from core.lab.records import ConnectionRecord, LabStats, ReceivedMessage, Recorder
@@ -31,12 +32,15 @@ __all__ = [
     "Act",
     "Behaviour",
     "ConnectionRecord",
+    "DNSStats",
     "Fault",
     "Greylist",
     "Hostile",
+    "LabDNS",
     "LabServer",
     "LabStats",
     "LabTLS",
+    "LabZone",
     "ReceivedMessage",
     "Recorder",
     "Stage",
