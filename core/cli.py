@@ -1,17 +1,18 @@
-"""The ``mxmailer`` command line. Subcommands arrive with the engine (``send``) and the
-window (``gui``); today it offers ``version`` and a one-off ``probe`` of an SMTP server on
-loopback, useful to see the driver's transcript against a lab server."""
+"""The ``mxmailer`` command line: ``send`` a campaign, run the ``lab`` standalone, or
+``probe`` one SMTP server on loopback to read the driver's transcript."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import ipaddress
+import signal
 import sys
 from collections.abc import Sequence
 
-from core import __version__
+from core import __version__, send
 from core.connection import ConnectionConfig, Target, deliver
+from core.lab.world import sandbox_world
 from core.smtp import SessionConfig, TLSPolicy
 
 
@@ -33,6 +34,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mxmailer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    send_parser = commands.add_parser(
+        "send",
+        help="send a campaign directly to each recipient domain's MX servers",
+        description="Send a campaign. Resume it by running the same command again with "
+        "the same --state file.",
+    )
+    send.add_arguments(send_parser)
+    lab_parser = commands.add_parser(
+        "lab",
+        help="run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C",
+    )
+    lab_parser.add_argument(
+        "--greylist-seconds", type=int, default=20, help="how long grey.test greylists"
+    )
     probe = commands.add_parser(
         "probe",
         help="hold one SMTP conversation (EHLO, STARTTLS, QUIT) with a loopback server "
@@ -58,11 +73,36 @@ async def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _lab(args: argparse.Namespace) -> int:
+    async with sandbox_world(greylist_seconds=args.greylist_seconds) as world:
+        print(f"lab DNS on {world.nameserver}; MX hosts listen on port {world.port}:")
+        for host in world.hosts.values():
+            state = "refuses connections" if host.server is None else "listening"
+            print(f"  {host.name:<20} {host.address:<12} {state}")
+        print(
+            "\nsend to it with:\n  mxmailer send --recipients FILE.csv --message FILE.eml "
+            f"--sender you@sender.test --nameserver {world.nameserver} --port {world.port} "
+            "--state campaign.mxm\n\nCtrl-C stops the lab.",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "send":
+        return send.run(args)
+    if args.command == "lab":
+        return asyncio.run(_lab(args))
     if args.command == "probe":
         return asyncio.run(_probe(args))
-    build_parser().print_help()
+    parser.print_help()
     return 0
 
 

@@ -1,0 +1,124 @@
+"""Destinations and providers: who shares a connection budget, and when one is paused.
+
+A *destination* is a set of MX hosts (many domains hosted by one provider share it); a
+*provider* is the registered domain of those hosts (all Google-hosted domains, all
+Microsoft-hosted ones), and its destinations share one concurrency budget. Both can be
+paused; an adaptive limit starts small, grows on success and shrinks by a fraction on
+trouble (Postfix measured whole steps deferring half the mail against a 421 limiter).
+Pure bookkeeping: no sockets, no timers, no store.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from core.dns import Route
+
+if TYPE_CHECKING:
+    from core.engine import Job
+
+# Second-level labels under which registrations happen one level deeper ("co.uk").
+_SECOND_LEVEL = frozenset({"co", "com", "net", "org", "gov", "ac", "edu", "ne", "or", "go"})
+
+
+def registered_domain(host: str) -> str:
+    """The registrable part of a host name: ``aspmx.l.google.com`` -> ``google.com``.
+
+    A heuristic (last two labels; three under ``co.uk``-style country domains) rather
+    than the full Public Suffix List: it only groups MX hosts for shared limits, where a
+    rare wrong guess costs a little concurrency, not a delivery.
+    """
+    labels = host.rstrip(".").lower().split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+@dataclass(slots=True, eq=False)
+class Provider:
+    name: str
+    limit: int
+    active: int = 0
+    paused_until: float = 0.0
+
+
+@dataclass(slots=True, eq=False)
+class Destination:
+    """One MX host set: its route, its queue of due jobs, its connections."""
+
+    key: str
+    route: Route
+    provider: Provider
+    max_limit: int
+    limit: int
+    queue: deque[Job] = field(default_factory=deque)
+    active: int = 0
+    failures: int = 0  # consecutive connection failures
+    paused_until: float = 0.0
+
+    def targets(
+        self, max_hosts: int, rng: random.Random, prefer: str = ""
+    ) -> list[tuple[str, str]]:
+        """(host, address) pairs in the order to try: MX preference order with equal
+        preferences shuffled anew for each connection (RFC 5321 §5.1), so that every
+        host of a rank gets its share; the preferred host (the one that greylisted the
+        recipient at the head of the queue) first."""
+        hosts = list(self.route.hosts[:max_hosts])
+        rng.shuffle(hosts)
+        hosts.sort(key=lambda host: (host.name != prefer, host.preference))  # stable
+        return [(host.name, address) for host in hosts for address in host.addresses]
+
+    def paused(self, now: float) -> bool:
+        return now < max(self.paused_until, self.provider.paused_until)
+
+    def can_open(self, now: float) -> bool:
+        return (
+            bool(self.queue)
+            and self.active < self.limit
+            and self.provider.active < self.provider.limit
+            and not self.paused(now)
+        )
+
+    def succeeded(self) -> None:
+        """A connection delivered: trust the destination with one more connection."""
+        self.failures = 0
+        self.limit = min(self.limit + 1, self.max_limit)
+
+    def struggled(self) -> None:
+        """A 421 or a failed connection: shrink by a quarter, never below one."""
+        self.failures += 1
+        self.limit = max(1, int(self.limit * 0.75))
+
+
+class Destinations:
+    """All destinations and providers of a run, created as routes are learnt."""
+
+    def __init__(self, per_destination: int, initial: int = 2) -> None:
+        self.per_destination = per_destination
+        self.initial = min(initial, per_destination)
+        self._by_key: dict[str, Destination] = {}
+        self._providers: dict[str, Provider] = {}
+
+    def for_route(self, route: Route) -> Destination:
+        key = route.destination
+        destination = self._by_key.get(key)
+        if destination is None:
+            name = registered_domain(route.hosts[0].name) if route.hosts else route.domain
+            provider = self._providers.get(name)
+            if provider is None:
+                provider = self._providers[name] = Provider(name, self.per_destination)
+            destination = Destination(
+                key, route, provider, self.per_destination, self.initial
+            )
+            self._by_key[key] = destination
+        return destination
+
+    def __iter__(self) -> Iterator[Destination]:
+        return iter(self._by_key.values())
+
+    def providers(self) -> list[Provider]:
+        return list(self._providers.values())

@@ -1,0 +1,674 @@
+"""The delivery engine: who is sent next, over which connection, and what happens after.
+
+It owns the run of a campaign (Postfix's qmgr): recipients due now go to their
+destination's queue; connections pull from those queues (so a job is only taken by a
+connection that is ready for it); results become store updates and events; greylisted
+and deferred recipients wait on one timer heap without holding anyone else up. It never
+parses SMTP (``core.connection`` talks), never builds SQL (``core.store`` remembers) and
+never imports Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.connection import ConnectionConfig, SMTPConnection, Target, Timeouts
+from core.destinations import Destination, Destinations
+from core.dns import MXResolver, Route, RouteFailure
+from core.events import (
+    AttemptFinished,
+    CampaignLog,
+    Counters,
+    DestinationPaused,
+    EventBus,
+    PhaseChanged,
+    RecipientFinal,
+    RecipientWaiting,
+    SenderProblemReported,
+)
+from core.faults import Fault, SenderProblem, classify_fault
+from core.retry import RetryPolicy
+from core.smtp import (
+    Body,
+    BodyLineTooLongError,
+    Outcome,
+    RecipientResult,
+    Reply,
+    SessionConfig,
+    TLSPolicy,
+    Transaction,
+)
+from core.store import AttemptLog, CampaignStore, RecipientState, RecipientUpdate, Status
+from core.template import MessageTemplate, date_header, new_message_id
+
+log = logging.getLogger(__name__)
+
+#: How often queued store updates are committed (and final statuses announced).
+FLUSH_INTERVAL = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    helo: str
+    port: int = 25
+    nameservers: tuple[tuple[str, int], ...] | None = None
+    concurrency: int = 100
+    per_destination: int = 5
+    transactions_per_connection: int = 100
+    max_mx_hosts: int = 5
+    tls: TLSPolicy = TLSPolicy.MAY
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dns_timeout: float = 5.0
+    #: Consecutive failed connections before a destination is paused.
+    pause_after_failures: int = 3
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One recipient while the engine works on it (the store row is the truth)."""
+
+    id: int
+    email: str
+    domain: str
+    fields: dict[str, str]
+    status: Status
+    attempts: int
+    first_attempt_at: float | None
+    message_id: str
+    date_header: str
+    greylist_mx: str
+    greylistings: int = 0
+    failures: int = 0
+    next_attempt_at: float | None = None
+    started_at: float = 0.0
+    target: str = ""  # "mx.host.test [127.0.0.2]" of the last attempt
+    address: str = ""  # its IP address
+    last: tuple[int | None, str, str] = (None, "", "")  # code, enhanced, text
+
+    @property
+    def rcpt(self) -> str:
+        """The address for RCPT TO: the domain in its A-label (ASCII) form for DNS/SMTP."""
+        local, _, _ = self.email.rpartition("@")
+        return f"{local}@{self.domain}"
+
+    @classmethod
+    def from_state(cls, state: RecipientState) -> Job:
+        return cls(
+            state.id,
+            state.email,
+            state.domain,
+            state.fields,
+            state.status,
+            state.attempts,
+            state.first_attempt_at,
+            state.message_id,
+            state.date_header,
+            state.greylist_mx,
+            greylistings=1 if state.wait_reason == "greylisted" else 0,
+            failures=1 if state.wait_reason == "deferred" else 0,
+            next_attempt_at=state.next_attempt_at,
+            last=(state.code, state.enhanced, state.text),
+        )
+
+
+@dataclass(slots=True)
+class RunSummary:
+    counts: dict[Status, int] = field(default_factory=dict)
+    stopped: bool = False
+
+
+class Engine:
+    """Runs one campaign to the end (every recipient final) or until ``stop()``."""
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        config: EngineConfig,
+        events: EventBus | None = None,
+        *,
+        resolver: MXResolver | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.events = events or EventBus()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.resolver = resolver or MXResolver(
+            config.nameservers, timeout=config.dns_timeout, rng=self.rng
+        )
+        self.template = MessageTemplate(store.message)
+        self.sender = store.sender
+        self.destinations = Destinations(config.per_destination)
+        self._connection_config = ConnectionConfig(
+            SessionConfig(config.helo, config.tls),
+            config.timeouts,
+            max_transactions=config.transactions_per_connection,
+        )
+        self._timers: list[tuple[float, int, Job]] = []
+        self._sequence = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._resolving: dict[str, list[Job]] = {}
+        self._routes: dict[str, Destination] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self._unfinished = 0
+        self._waiting = 0
+        self._paused = False
+        self._stopping = False
+        self._done: asyncio.Future[None] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._sent_times: list[float] = []
+        self._counts: dict[Status, int] = {}
+
+    # ---- control ------------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        now = self.clock()
+        self._counts = self.store.counts()
+        for state in self.store.pending():
+            job = Job.from_state(state)
+            self._unfinished += 1
+            if job.next_attempt_at is not None and job.next_attempt_at > now:
+                self._wait(job, job.next_attempt_at)
+            else:
+                self._dispatch(job)
+        self._schedule_flush()
+        if self._unfinished == 0:
+            self._done.set_result(None)
+        try:
+            await self._done
+        finally:
+            await self._wind_down()
+        counts = {status: n for status, n in self.store.counts().items() if n}
+        return RunSummary(counts, self._stopping)
+
+    def pause(self) -> None:
+        """Open no new connections; those open finish what they hold."""
+        self._paused = True
+        self.events.publish(CampaignLog("campaign paused"))
+
+    def resume(self) -> None:
+        self._paused = False
+        self.events.publish(CampaignLog("campaign resumed"))
+        self._kick_all()
+
+    def stop(self) -> None:
+        """Let transactions in flight finish; leave everything else queued; end ``run``."""
+        self._stopping = True
+        self.events.publish(CampaignLog("stopping: finishing messages in flight"))
+        if self._done is not None and not self._done.done() and not self._tasks:
+            self._done.set_result(None)
+
+    # ---- scheduling ---------------------------------------------------------------------
+
+    def _dispatch(self, job: Job) -> None:
+        """A job is due: route it to its destination's queue (resolving first if needed)."""
+        if self._stopping:
+            return
+        destination = self._routes.get(job.domain)
+        if destination is not None:
+            self._enqueue(destination, job)
+            return
+        waiting = self._resolving.get(job.domain)
+        if waiting is not None:
+            waiting.append(job)
+            return
+        self._resolving[job.domain] = [job]
+        self.events.publish(PhaseChanged(job.id, "resolving"))
+        self._spawn(self._resolve(job.domain))
+
+    async def _resolve(self, domain: str) -> None:
+        result = await self.resolver.route(domain)
+        jobs = self._resolving.pop(domain, [])
+        if isinstance(result, RouteFailure):
+            self.events.publish(CampaignLog(f"DNS for {domain}: {result.reason}"))
+            for job in jobs:
+                self._dns_failed(job, result)
+            return
+        destination = self.destinations.for_route(result)
+        if _cacheable(result):
+            self._routes[domain] = destination
+        for job in jobs:
+            self._enqueue(destination, job)
+
+    def _enqueue(self, destination: Destination, job: Job, *, front: bool = False) -> None:
+        now = self.clock()
+        if destination.paused(now):
+            until = max(destination.paused_until, destination.provider.paused_until)
+            self._defer(job, until, "destination paused", record=True)
+            return
+        if front:
+            destination.queue.appendleft(job)
+        else:
+            destination.queue.append(job)
+            self.events.publish(PhaseChanged(job.id, "queued"))
+        self._kick(destination)
+
+    def _kick(self, destination: Destination) -> None:
+        """Open connections for a destination's queue: no more than it has jobs for (a
+        job is taken only once a connection is ready, so the queue is what is left)."""
+        now = self.clock()
+        while (
+            not self._paused
+            and not self._stopping
+            and self._active < self.config.concurrency
+            and destination.active < len(destination.queue)
+            and destination.can_open(now)
+        ):
+            destination.active += 1
+            destination.provider.active += 1
+            self._active += 1
+            self._spawn(self._connect(destination))
+
+    def _kick_all(self) -> None:
+        for destination in self.destinations:
+            self._kick(destination)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+            self.events.publish(CampaignLog(f"internal error: {task.exception()!r}"))
+        if self._stopping and not self._tasks and self._done and not self._done.done():
+            self._done.set_result(None)
+
+    # ---- one connection, with failover --------------------------------------------------
+
+    async def _connect(self, destination: Destination) -> None:
+        """Walk the destination's MX hosts and addresses until one takes the queue."""
+        try:
+            head = destination.queue[0] if destination.queue else None
+            prefer = head.greylist_mx if head else ""
+            last_failure = ""
+            served = False
+            targets = destination.targets(self.config.max_mx_hosts, self.rng, prefer)
+            for host, address in targets:
+                if not destination.queue or self._stopping:
+                    served = True
+                    break
+                source = _QueueSource(self, destination, host, address)
+                connection = SMTPConnection(
+                    Target(host, address, self.config.port),
+                    self._connection_config,
+                    source,
+                    source.on_result,
+                    on_end_of_data=self._on_end_of_data,
+                )
+                try:
+                    report = await connection.run()
+                finally:
+                    source.give_back()
+                if report.failure is None or source.decided:
+                    served = True
+                    if report.failure is not None and report.failure.reply is not None:
+                        if report.failure.reply.code == 421:
+                            self._struggled(destination, str(report.failure.reply))
+                    else:
+                        destination.succeeded()
+                    break
+                failure = report.failure
+                last_failure = f"{host} [{address}]: {failure.detail or failure.reply or ''}"
+                last_failure = last_failure.rstrip(": ")
+                self.events.publish(CampaignLog(f"{failure.kind.value}: {last_failure}"))
+            if not served:
+                self._all_hosts_failed(destination, last_failure)
+        finally:
+            destination.active -= 1
+            destination.provider.active -= 1
+            self._active -= 1
+            self._kick(destination)
+            if self._active < self.config.concurrency:
+                self._kick_all()
+
+    def _all_hosts_failed(self, destination: Destination, why: str) -> None:
+        """No MX host took a connection: the destination's jobs wait, it may pause."""
+        self._struggled(destination, why)
+        now = self.clock()
+        jobs = list(destination.queue)
+        destination.queue.clear()
+        for job in jobs:
+            job.attempts += 1
+            job.first_attempt_at = job.first_attempt_at or now
+            job.last = (None, "", f"all MX hosts failed: {why}")
+            self._transient(job, None, reason="deferred")
+
+    def _struggled(self, destination: Destination, why: str) -> None:
+        destination.struggled()
+        if destination.failures >= self.config.pause_after_failures or "421" in why:
+            until = self.clock() + self.config.retry.backoff_first
+            destination.paused_until = until
+            self.events.publish(
+                DestinationPaused(destination.key, destination.provider.name, why, until)
+            )
+            for job in list(destination.queue):
+                self._defer(job, until, "destination paused", record=True)
+            destination.queue.clear()
+
+    # ---- results --------------------------------------------------------------------------
+
+    def _on_end_of_data(self, transactions: list[Transaction]) -> None:
+        ids = [txn.tag.id for txn in transactions if isinstance(txn.tag, Job)]
+        self.store.mark_end_of_data(ids, self.clock())
+
+    def on_result(self, result: RecipientResult) -> None:
+        """What a connection decided for one recipient (never ``unattempted`` here)."""
+        job = result.transaction.tag
+        assert isinstance(job, Job)
+        outcome = result.outcome
+        reply = result.reply
+        code = reply.code if reply else None
+        enhanced = str(reply.enhanced) if reply and reply.enhanced else ""
+        text = reply.text if reply else result.reason
+        job.last = (code, enhanced, text)
+        self.events.publish(
+            AttemptFinished(job.id, outcome.value, code, enhanced, text, job.target)
+        )
+        if outcome is Outcome.ACCEPTED:
+            self._finish(job, Status.DELIVERED, result)
+            self._sent_times.append(self.clock())
+        elif outcome is Outcome.AMBIGUOUS:
+            self._finish(job, Status.AMBIGUOUS, result)
+        elif outcome is Outcome.GREYLISTED:
+            job.greylistings += 1
+            job.greylist_mx = job.target.partition(" ")[0]
+            delay = self.config.retry.after_greylisting(
+                job.greylistings, result.retry_after, self.rng
+            )
+            self._retry_later(job, delay, "greylisted", result)
+        else:
+            fault, problem = classify_fault(reply)
+            if fault is Fault.SENDER and problem is not None:
+                self._sender_problem(job, problem, reply, result)
+            elif outcome is Outcome.PERMANENT:
+                self._finish(job, Status.BOUNCED, result, fault)
+            else:
+                job.failures += 1
+                delay = self.config.retry.after_failure(job.failures, self.rng)
+                self._retry_later(job, delay, "deferred", result)
+
+    def _sender_problem(
+        self, job: Job, problem: SenderProblem, reply: Reply | None, result: RecipientResult
+    ) -> None:
+        """Not the recipient's bounce: pause the provider, keep the recipient queued."""
+        destination = self._routes.get(job.domain)
+        now = self.clock()
+        until = now + self.config.retry.backoff_first
+        if destination is not None and destination.provider.paused_until < now:
+            destination.provider.paused_until = until
+            self.events.publish(
+                SenderProblemReported(
+                    destination.provider.name,
+                    problem.kind,
+                    problem.explanation,
+                    problem.fix,
+                    str(reply) if reply else "",
+                )
+            )
+            self.events.publish(
+                DestinationPaused(destination.key, destination.provider.name, problem.kind, until)
+            )
+        job.failures += 1
+        self._retry_later(job, until - now, "sender problem", result, fault=Fault.SENDER)
+
+    def _dns_failed(self, job: Job, failure: RouteFailure) -> None:
+        now = self.clock()
+        job.attempts += 1
+        job.first_attempt_at = job.first_attempt_at or now
+        job.last = (None, "", f"DNS: {failure.reason}")
+        if failure.permanent:
+            self._finish(job, Status.BOUNCED, None, Fault.RECIPIENT, text=job.last[2])
+        else:
+            self._transient(job, None, reason="deferred")
+
+    def _transient(self, job: Job, result: RecipientResult | None, *, reason: str) -> None:
+        job.failures += 1
+        delay = self.config.retry.after_failure(job.failures, self.rng)
+        self._retry_later(job, delay, reason, result)
+
+    def _retry_later(
+        self,
+        job: Job,
+        delay: float,
+        reason: str,
+        result: RecipientResult | None,
+        fault: Fault = Fault.UNKNOWN,
+    ) -> None:
+        now = self.clock()
+        first = job.first_attempt_at or now
+        if self.config.retry.expired(first, now + delay):
+            self._finish(job, Status.EXPIRED, result, fault)
+            return
+        self._defer(job, now + delay, reason, record=True, result=result, fault=fault)
+
+    def _defer(
+        self,
+        job: Job,
+        until: float,
+        reason: str,
+        *,
+        record: bool,
+        result: RecipientResult | None = None,
+        fault: Fault = Fault.UNKNOWN,
+    ) -> None:
+        self._move(job, Status.DEFERRED if job.attempts else Status.QUEUED)
+        job.next_attempt_at = until
+        if record:
+            self.store.record(self._update(job, job.status, reason, until, result, fault))
+        self.events.publish(RecipientWaiting(job.id, reason, until))
+        self._wait(job, until)
+
+    def _finish(
+        self,
+        job: Job,
+        status: Status,
+        result: RecipientResult | None,
+        fault: Fault = Fault.UNKNOWN,
+        *,
+        text: str = "",
+    ) -> None:
+        self._move(job, status)
+        self._unfinished -= 1
+        self.store.record(self._update(job, status, "", None, result, fault, text=text))
+        if self._unfinished == 0:
+            self._flush()
+            if self._done is not None and not self._done.done():
+                self._done.set_result(None)
+
+    def _move(self, job: Job, status: Status) -> None:
+        counts = self._counts
+        counts[job.status] = counts.get(job.status, 0) - 1
+        counts[status] = counts.get(status, 0) + 1
+        job.status = status
+
+    def _update(
+        self,
+        job: Job,
+        status: Status,
+        reason: str,
+        next_attempt_at: float | None,
+        result: RecipientResult | None,
+        fault: Fault,
+        *,
+        text: str = "",
+    ) -> RecipientUpdate:
+        now = self.clock()
+        code, enhanced, last_text = job.last
+        attempt = None
+        if result is not None:
+            attempt = AttemptLog(
+                job.started_at or now,
+                now,
+                job.target,
+                job.address,
+                result.outcome.value,
+                code,
+                enhanced,
+                last_text,
+                result.stage.value if result.stage else "",
+            )
+        return RecipientUpdate(
+            job.id,
+            status,
+            wait_reason=reason,
+            next_attempt_at=next_attempt_at,
+            attempts=job.attempts,
+            first_attempt_at=job.first_attempt_at,
+            last_attempt_at=now if job.attempts else None,
+            code=code,
+            enhanced=enhanced,
+            text=text or last_text,
+            mx=job.target,
+            fault=fault.value,
+            message_id=job.message_id,
+            date_header=job.date_header,
+            greylist_mx=job.greylist_mx,
+            attempt=attempt,
+        )
+
+    # ---- timers and flushing ------------------------------------------------------------
+
+    def _wait(self, job: Job, until: float) -> None:
+        self._waiting += 1
+        heapq.heappush(self._timers, (until, next(self._sequence), job))
+        if self._timers[0][2] is job:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._timers:
+            return
+        delay = max(0.0, self._timers[0][0] - self.clock())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._timers_due)
+
+    def _timers_due(self) -> None:
+        self._timer = None
+        now = self.clock()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, job = heapq.heappop(self._timers)
+            self._waiting -= 1
+            self._dispatch(job)
+        self._arm()
+
+    def _schedule_flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._flush_timer = loop.call_later(FLUSH_INTERVAL, self._periodic_flush)
+
+    def _periodic_flush(self) -> None:
+        self._flush()
+        if self._done is not None and not self._done.done():
+            self._schedule_flush()
+
+    def _flush(self) -> None:
+        """Commit what is queued, then announce the final statuses it made durable."""
+        for update in self.store.flush():
+            if update.status.final:
+                self.events.publish(
+                    RecipientFinal(
+                        update.id, update.status, update.code, update.enhanced, update.text,
+                        update.mx,
+                    )
+                )
+        self.events.publish(self._counters())
+
+    def _counters(self) -> Counters:
+        now = self.clock()
+        recent = [t for t in self._sent_times if t > now - 10.0]
+        self._sent_times = recent
+        next_retry = self._timers[0][0] if self._timers else None
+        counts = {status: n for status, n in self._counts.items() if n > 0}
+        return Counters(counts, self._waiting, next_retry, len(recent) / 10.0)
+
+    async def _wind_down(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._flush()
+        self.events.flush()
+
+    # ---- building transactions ----------------------------------------------------------
+
+    def take(self, destination: Destination, host: str, address: str) -> Transaction | None:
+        """The next transaction for a connection to ``host``: None when there is none."""
+        while destination.queue and not self._stopping:
+            job = destination.queue.popleft()
+            now = self.clock()
+            if job.first_attempt_at is None:
+                job.first_attempt_at = now
+            if not job.message_id:
+                job.message_id = new_message_id(self.sender)
+                job.date_header = date_header(now)
+            job.attempts += 1
+            job.started_at = now
+            job.target = f"{host} [{address}]"
+            job.address = address
+            try:
+                rendered = self.template.render(
+                    job.fields, to=job.email, message_id=job.message_id, date=job.date_header
+                )
+                body = Body.from_bytes(rendered.data)
+            except BodyLineTooLongError as error:
+                job.last = (None, "", f"the message cannot be sent as it is: {error}")
+                self._finish(job, Status.BOUNCED, None, text=job.last[2])
+                continue
+            self.events.publish(PhaseChanged(job.id, "sending"))
+            return Transaction(self.sender, (job.rcpt,), body, rendered.needs_smtputf8, tag=job)
+        return None
+
+
+class _QueueSource:
+    """A connection's view of its destination's queue, and of what it decided."""
+
+    def __init__(self, engine: Engine, destination: Destination, host: str, address: str):
+        self.engine = engine
+        self.destination = destination
+        self.host = host
+        self.address = address
+        self.decided = False  # some recipient got a reply on this connection
+        self.returned: list[Job] = []
+
+    def next_transaction(self) -> Transaction | None:
+        return self.engine.take(self.destination, self.host, self.address)
+
+    def on_result(self, result: RecipientResult) -> None:
+        if result.outcome is Outcome.UNATTEMPTED:
+            # Not an attempt: the connection failed before this recipient's RCPT was
+            # answered. It goes back to the head of the queue, for the next MX host.
+            job = result.transaction.tag
+            assert isinstance(job, Job)
+            job.attempts -= 1
+            self.returned.append(job)
+            return
+        self.decided = True
+        self.engine.on_result(result)
+
+    def give_back(self) -> None:
+        self.destination.queue.extendleft(reversed(self.returned))
+        self.returned.clear()
+
+
+def _cacheable(route: Route) -> bool:
+    return bool(route.hosts)
+

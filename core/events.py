@@ -1,0 +1,144 @@
+"""What the engine tells the world: typed events, and a bus that batches them.
+
+Subscribers (the window's table model, the command line's progress bar) get lists of
+events at a bounded rate rather than one call per event: a busy campaign makes tens of
+thousands of changes a second, and nobody can watch them one at a time. Phase changes of
+one recipient within a batch are coalesced to the latest. Never imports Qt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.store import Status
+
+#: A recipient's current step while it is being worked on (the architecture's phases).
+RecipientPhase = str  # "queued", "resolving", "connecting", "sending", "waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseChanged:
+    recipient_id: int
+    phase: RecipientPhase
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """One attempt ended (however); what the server said, and which MX said it."""
+
+    recipient_id: int
+    outcome: str
+    code: int | None
+    enhanced: str
+    text: str
+    mx: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientWaiting:
+    recipient_id: int
+    reason: str  # "greylisted", "deferred", "destination paused", "sender problem"
+    next_attempt_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientFinal:
+    """Announced only after the status is durable in the campaign file."""
+
+    recipient_id: int
+    status: Status
+    code: int | None
+    enhanced: str
+    text: str
+    mx: str
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationPaused:
+    destination: str
+    provider: str
+    reason: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class SenderProblemReported:
+    """Servers refused mail for a reason that is the sender's, not the recipients'."""
+
+    provider: str
+    kind: str
+    explanation: str
+    fix: str
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignLog:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    counts: dict[Status, int]
+    waiting: int
+    next_retry_at: float | None
+    sent_per_second: float
+
+
+Event = (
+    PhaseChanged
+    | AttemptFinished
+    | RecipientWaiting
+    | RecipientFinal
+    | DestinationPaused
+    | SenderProblemReported
+    | CampaignLog
+    | Counters
+)
+Subscriber = Callable[[list[Event]], None]
+
+
+class EventBus:
+    """Collects events and hands them to subscribers in batches, every ``interval`` s.
+
+    ``publish`` is cheap and never calls a subscriber itself; ``flush`` delivers now
+    (the engine flushes at the end of a run so that nothing is left unsaid).
+    """
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval = interval
+        self._subscribers: list[Subscriber] = []
+        self._pending: list[Event] = []
+        self._phases: dict[int, PhaseChanged] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, PhaseChanged):
+            self._phases[event.recipient_id] = event
+        else:
+            self._pending.append(event)
+        if self._timer is None and self._subscribers:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # no loop: the owner flushes by hand
+            self._timer = loop.call_later(self.interval, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending and not self._phases:
+            return
+        batch: list[Event] = [*self._phases.values(), *self._pending]
+        self._phases = {}
+        self._pending = []
+        for subscriber in list(self._subscribers):
+            subscriber(batch)

@@ -1,0 +1,302 @@
+"""``mxmailer send``: a campaign file made or resumed, run to the end, reported.
+
+Exit codes: 0 every recipient delivered; 1 finished with some not delivered; 2 usage or
+input errors (a clear message on stderr, nothing sent); 130 interrupted (state saved;
+running the same command again resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.connection import Timeouts
+from core.dns import parse_nameserver
+from core.engine import Engine, EngineConfig
+from core.events import EventBus
+from core.progress import JSONLines, ProgressBar
+from core.recipients import (
+    ImportSummary,
+    RecipientsError,
+    field_name,
+    parse_address,
+    read_recipients,
+)
+from core.retry import RetryPolicy
+from core.smtp import TLSPolicy, UnsafeArgumentError, commands
+from core.store import CampaignStore, Status, StoreError
+from core.template import MessageTemplate, TemplateError
+
+EXIT_DELIVERED, EXIT_UNDELIVERED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_STARTTLS = {
+    "opportunistic": TLSPolicy.MAY,
+    "require": TLSPolicy.REQUIRE,
+    "off": TLSPolicy.OFF,
+}
+
+
+class UsageError(Exception):
+    """Bad arguments or inputs: reported on stderr, exit 2, nothing sent."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--recipients", type=Path, help="CSV with an email column")
+    parser.add_argument("--message", type=Path, help="the message as .eml, {{column}} merged")
+    parser.add_argument("--sender", help="envelope sender (MAIL FROM)")
+    parser.add_argument("--helo", help="name sent in EHLO (default: the sender's domain)")
+    parser.add_argument(
+        "--nameserver",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="DNS server to ask (repeatable); default: the system's",
+    )
+    parser.add_argument("--port", type=int, default=25, help="the MX servers' port")
+    parser.add_argument("--state", type=Path, help="campaign file; resumed if it exists")
+    parser.add_argument("--report", type=Path, help="write a CSV report here at the end")
+    parser.add_argument("--concurrency", type=int, default=100, help="connections in all")
+    parser.add_argument(
+        "--per-destination", type=int, default=5, help="connections per MX host set/provider"
+    )
+    parser.add_argument(
+        "--greylist-retry",
+        type=float,
+        metavar="SECONDS",
+        help="first retry after greylisting when the server gives no hint (default ~330 s)",
+    )
+    parser.add_argument(
+        "--retry",
+        type=float,
+        metavar="SECONDS",
+        help="first backoff step after other transient failures (default 300 s)",
+    )
+    parser.add_argument(
+        "--lifetime", type=float, metavar="SECONDS", help="give up after (default 5 days)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, metavar="SECONDS", help="cap on every network timeout"
+    )
+    parser.add_argument("--starttls", choices=sorted(_STARTTLS), default="opportunistic")
+    parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    store: CampaignStore
+    config: EngineConfig
+    total: int
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inputs = _prepare(args)
+    except (UsageError, StoreError, RecipientsError, TemplateError) as error:
+        print(f"mxmailer send: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    with inputs.store as store:
+        interrupted = asyncio.run(_run_engine(store, inputs, args.progress))
+        if args.report is not None:
+            rows = store.export_report(args.report)
+            print(f"report: {rows} rows written to {args.report}", file=sys.stderr)
+        counts = store.counts()
+    if interrupted:
+        print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    not_delivered = sum(n for status, n in counts.items() if status is not Status.DELIVERED)
+    return EXIT_UNDELIVERED if not_delivered else EXIT_DELIVERED
+
+
+async def _run_engine(store: CampaignStore, inputs: _Inputs, progress: str | None) -> bool:
+    bus = EventBus()
+    view = _progress_view(progress, inputs.total)
+    if view is not None:
+        bus.subscribe(view)
+    engine = Engine(store, inputs.config, bus)
+    loop = asyncio.get_running_loop()
+    interrupted = False
+
+    def on_interrupt() -> None:
+        nonlocal interrupted
+        if interrupted:  # a second Ctrl-C: stop waiting for transactions in flight
+            raise KeyboardInterrupt
+        interrupted = True
+        engine.stop()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        await engine.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        if view is not None:
+            view.close()
+    return interrupted
+
+
+def _progress_view(progress: str | None, total: int) -> ProgressBar | JSONLines | None:
+    if progress is None:
+        progress = "bar" if sys.stderr.isatty() else "none"
+    if progress == "bar":
+        return ProgressBar(total)
+    if progress == "jsonl":
+        return JSONLines()
+    return None
+
+
+def _prepare(args: argparse.Namespace) -> _Inputs:
+    if args.state is not None and args.state.exists():
+        store, recovery = CampaignStore.open(args.state)
+        if recovery.ambiguous:
+            print(
+                f"resumed: {recovery.ambiguous} recipient(s) possibly delivered before the "
+                "interruption are not sent again (reported as such)",
+                file=sys.stderr,
+            )
+        settings = store.settings
+        config = _engine_config(args, str(settings.get("helo", "")), store.sender)
+        return _Inputs(store, config, sum(store.counts().values()))
+    missing = [
+        flag
+        for flag, value in (
+            ("--recipients", args.recipients),
+            ("--message", args.message),
+            ("--sender", args.sender),
+        )
+        if value is None
+    ]
+    if missing:
+        raise UsageError(f"{', '.join(missing)} required for a new campaign")
+    sender = _check_sender(args.sender)
+    helo = args.helo or sender.rpartition("@")[2]
+    config = _engine_config(args, helo, sender)
+    message = _read_message(args.message, args.recipients)
+    path = args.state or _temporary_state()
+    store = CampaignStore.create(path, sender=sender, message=message, settings={"helo": helo})
+    summary = ImportSummary()
+    try:
+        store.add_recipients(read_recipients(args.recipients, summary))
+    except RecipientsError:
+        store.close()
+        path.unlink(missing_ok=True)
+        raise
+    print(
+        f"imported {summary.rows} rows: {summary.valid} valid, {summary.invalid} invalid, "
+        f"{summary.duplicates} duplicates dropped",
+        file=sys.stderr,
+    )
+    return _Inputs(store, config, summary.valid + summary.invalid)
+
+
+def _check_sender(sender: str) -> str:
+    try:
+        address, _ = parse_address(sender)
+        commands.mail_from(address)
+    except (ValueError, UnsafeArgumentError) as error:
+        raise UsageError(f"--sender {sender!r}: {error}") from error
+    return address
+
+
+def _read_message(path: Path, recipients: Path) -> bytes:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read the message {path}: {error.strerror}") from error
+    template = MessageTemplate(raw)
+    columns = _columns(recipients)
+    unknown = template.unknown_fields(columns)
+    if unknown:
+        raise UsageError(
+            f"the message uses fields no column provides: {', '.join(unknown)} "
+            f"(columns: {', '.join(sorted(columns))})"
+        )
+    return raw
+
+
+def _columns(recipients: Path) -> set[str]:
+    try:
+        with recipients.open(encoding="utf-8-sig", newline="") as handle:
+            first = handle.readline()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RecipientsError(f"cannot read {recipients}: {error}") from error
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    header = next(csv.reader([first], dialect), [])
+    return {field_name(column) for column in header}
+
+
+def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineConfig:
+    try:
+        commands.ehlo(helo or sender.rpartition("@")[2])
+    except UnsafeArgumentError as error:
+        raise UsageError(f"--helo: {error}") from error
+    try:
+        nameservers = tuple(parse_nameserver(text) for text in args.nameserver) or None
+    except ValueError as error:
+        raise UsageError(f"--nameserver: {error}") from error
+    for flag, value in (
+        ("--concurrency", args.concurrency),
+        ("--per-destination", args.per_destination),
+    ):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1")
+    if not 0 < args.port < 65536:
+        raise UsageError("--port must be 1..65535")
+    retry = RetryPolicy()
+    changes: dict[str, float] = {}
+    if args.greylist_retry is not None:
+        changes |= {
+            "greylist_first": args.greylist_retry,
+            "greylist_jitter": args.greylist_retry * 0.25,
+            "hint_min": min(retry.hint_min, args.greylist_retry),
+        }
+    if args.retry is not None:
+        changes |= {
+            "backoff_first": args.retry,
+            "backoff_max": max(args.retry, min(retry.backoff_max, args.retry * 12)),
+        }
+    if args.lifetime is not None:
+        changes["lifetime"] = args.lifetime
+    if any(value < 0 for value in changes.values()):
+        raise UsageError("retry delays and the lifetime cannot be negative")
+    timeouts = Timeouts()
+    dns_timeout = 5.0
+    if args.timeout is not None:
+        if args.timeout <= 0:
+            raise UsageError("--timeout must be positive")
+        timeouts = _capped(timeouts, args.timeout)
+        dns_timeout = min(dns_timeout, args.timeout)
+    return EngineConfig(
+        helo=helo or sender.rpartition("@")[2],
+        port=args.port,
+        nameservers=nameservers,
+        concurrency=args.concurrency,
+        per_destination=args.per_destination,
+        tls=_STARTTLS[args.starttls],
+        timeouts=timeouts,
+        retry=_replace(retry, changes),
+        dns_timeout=dns_timeout,
+    )
+
+
+def _capped(timeouts: Timeouts, cap: float) -> Timeouts:
+    return dataclasses.replace(
+        timeouts,
+        **{f.name: min(getattr(timeouts, f.name), cap) for f in dataclasses.fields(timeouts)},
+    )
+
+
+def _replace(retry: RetryPolicy, changes: dict[str, float]) -> RetryPolicy:
+    return dataclasses.replace(retry, **changes)
+
+
+def _temporary_state() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="mxmailer-"))
+    return folder / "campaign.mxm"

@@ -1,0 +1,250 @@
+"""The engine against the lab world: real DNS queries, real SMTP servers on 127.0.0.x, a
+real campaign file. Retry delays are seconds instead of minutes; nothing else is faked."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from core.connection import Timeouts
+from core.dns import parse_nameserver
+from core.engine import Engine, EngineConfig
+from core.events import (
+    DestinationPaused,
+    Event,
+    EventBus,
+    RecipientFinal,
+    RecipientWaiting,
+)
+from core.lab import Behaviour, Fault, Stage
+from core.lab.world import LabWorld, sandbox_world
+from core.retry import RetryPolicy
+from core.store import CampaignStore, NewRecipient, Status
+
+E = TypeVar("E")
+SENDER = "news@sender.test"
+MESSAGE = (
+    b"From: News <news@sender.test>\r\nSubject: Hello {{name|friend}}\r\n\r\n"
+    b"Dear {{name|friend}},\r\n.a dotted line\r\nBye.\r\n"
+)
+SHORT = Timeouts(
+    connect=2.0,
+    greeting=1.0,
+    command=2.0,
+    data=2.0,
+    body_block=2.0,
+    end_of_data=5.0,
+    tls_handshake=2.0,
+    quit=1.0,
+)
+
+
+def config(world: LabWorld, **retry: float) -> EngineConfig:
+    policy = RetryPolicy(
+        greylist_first=retry.pop("greylist", 1.0),
+        greylist_jitter=0.2,
+        hint_min=0.5,
+        hint_max=10.0,
+        backoff_first=retry.pop("backoff", 0.5),
+        backoff_max=2.0,
+        lifetime=retry.pop("lifetime", 120.0),
+    )
+    assert not retry
+    return EngineConfig(
+        helo="client.test",
+        port=world.port,
+        nameservers=(parse_nameserver(world.nameserver),),
+        timeouts=SHORT,
+        retry=policy,
+        dns_timeout=1.0,
+        transactions_per_connection=10,
+    )
+
+
+def campaign(tmp_path: Path, addresses: list[str]) -> CampaignStore:
+    store = CampaignStore.create(
+        tmp_path / "campaign.mxm", sender=SENDER, message=MESSAGE, settings={}
+    )
+    store.add_recipients(
+        NewRecipient(address, address.rpartition("@")[2], {"name": address.split("@")[0]})
+        for address in addresses
+    )
+    return store
+
+
+class Recorder:
+    """Every event the engine published, with the wall time it arrived."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list[tuple[float, Event]] = []
+        bus.subscribe(self.take)
+
+    def take(self, batch: list[Event]) -> None:
+        now = time.time()
+        self.events.extend((now, event) for event in batch)
+
+    def of(self, kind: type[E]) -> Iterator[tuple[float, E]]:
+        return ((at, event) for at, event in self.events if isinstance(event, kind))
+
+
+async def run(
+    world: LabWorld, store: CampaignStore, cfg: EngineConfig, seed: int = 7
+) -> tuple[dict[Status, int], Recorder]:
+    bus = EventBus(interval=0.05)
+    recorder = Recorder(bus)
+    engine = Engine(store, cfg, bus, rng=random.Random(seed))
+    summary = await asyncio.wait_for(engine.run(), 60)
+    return summary.counts, recorder
+
+
+def rows(store: CampaignStore) -> dict[str, object]:
+    return {row.email: row for row in store.report_rows()}
+
+
+async def test_greylisting_delays_no_one_else(tmp_path: Path) -> None:
+    plain = [f"p{n}@plain.test" for n in range(30)]
+    grey = [f"g{n}@grey.test" for n in range(5)]
+    async with sandbox_world(greylist_seconds=2) as world:
+        store = campaign(tmp_path, grey + plain)  # the greylisted ones come first
+        counts, recorder = await run(world, store, config(world, greylist=2.5))
+        delivered = Counter(world.delivered_to())
+    assert counts == {Status.DELIVERED: 35}
+    assert all(delivered[address] == 1 for address in grey + plain)
+    first_retry_due = min(
+        event.next_attempt_at
+        for _, event in recorder.of(RecipientWaiting)
+        if event.reason == "greylisted"
+    )
+    plain_done = max(
+        at
+        for at, event in recorder.of(RecipientFinal)
+        if store.get(event.recipient_id).domain == "plain.test"
+    )
+    assert plain_done < first_retry_due
+    store.close()
+
+
+async def test_failover_past_a_refusing_host_and_a_silent_tarpit(tmp_path: Path) -> None:
+    addresses = ["a@failover.test", "b@failover.test", "c@tarpit.test", "d@tarpit.test"]
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, addresses)
+        counts, _ = await run(world, store, config(world))
+        failover_got = world.server("mx2.failover.test").messages
+        tarpit_got = world.server("mx2.tarpit.test").messages
+    assert counts == {Status.DELIVERED: 4}
+    assert len(failover_got) == 2 and len(tarpit_got) == 2
+    report = rows(store)
+    assert str(report["a@failover.test"].mx).startswith("mx2.failover.test")  # type: ignore[attr-defined]
+    assert str(report["c@tarpit.test"].mx).startswith("mx2.tarpit.test")  # type: ignore[attr-defined]
+    store.close()
+
+
+async def test_null_mx_and_nxdomain_bounce_without_a_connection(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, ["x@nullmx.test", "y@nowhere.test", "z@plain.test"])
+        counts, _ = await run(world, store, config(world))
+        connections = sum(
+            host.server.stats.connections for host in world.hosts.values() if host.server
+        )
+    assert counts == {Status.BOUNCED: 2, Status.DELIVERED: 1}
+    assert connections == 1
+    report = rows(store)
+    assert "null MX" in str(report["x@nullmx.test"].response)  # type: ignore[attr-defined]
+    assert "does not exist" in str(report["y@nowhere.test"].response)  # type: ignore[attr-defined]
+    store.close()
+
+
+async def test_servfail_is_retried_and_heals(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        world.zone.servfail("plain.test", times=1, rdtype="MX")
+        store = campaign(tmp_path, ["a@plain.test"])
+        counts, recorder = await run(world, store, config(world, backoff=0.3))
+    assert counts == {Status.DELIVERED: 1}
+    waits = [event for _, event in recorder.of(RecipientWaiting)]
+    # The resolver remembers a failure for a few seconds, so several quick retries may
+    # meet it before the healed answer is asked for.
+    assert waits and {w.reason for w in waits} == {"deferred"}
+    assert store.get(1).attempts == len(waits) + 1
+    store.close()
+
+
+async def test_implicit_mx_uses_the_domains_own_address(tmp_path: Path) -> None:
+    world = LabWorld().host("implicit.test")  # an A record, no MX
+    async with world:
+        store = campaign(tmp_path, ["a@implicit.test"])
+        counts, _ = await run(world, store, config(world))
+        got = world.server("implicit.test").messages
+    assert counts == {Status.DELIVERED: 1}
+    assert [m.recipients for m in got] == [("a@implicit.test",)]
+    store.close()
+
+
+async def test_equal_preference_mx_hosts_are_both_used(tmp_path: Path) -> None:
+    addresses = [f"u{n}@equal.test" for n in range(60)]
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, addresses)
+        counts, _ = await run(world, store, config(world))
+        first = len(world.server("mx1.equal.test").messages)
+        second = len(world.server("mx2.equal.test").messages)
+    assert counts == {Status.DELIVERED: 60}
+    assert first > 0 and second > 0 and first + second == 60
+    store.close()
+
+
+async def test_421_pauses_the_destination_then_it_resumes(tmp_path: Path) -> None:
+    closing = Fault(Stage.GREETING, 421, "4.7.0 Too many connections, slow down", times=1)
+    world = LabWorld().host("mx.busy.test", Behaviour(hostname="mx.busy.test", faults=(closing,)))
+    world.domain("busy.test", "mx.busy.test")
+    async with world:
+        store = campaign(tmp_path, [f"u{n}@busy.test" for n in range(3)])
+        counts, recorder = await run(world, store, config(world, backoff=0.5))
+    assert counts == {Status.DELIVERED: 3}
+    paused = [e for _, e in recorder.of(DestinationPaused)]
+    assert len(paused) == 1
+    reasons = {event.reason for _, event in recorder.of(RecipientWaiting)}
+    assert reasons == {"destination paused"}
+    store.close()
+
+
+async def test_lifetime_expiry_keeps_the_last_reply(tmp_path: Path) -> None:
+    async with sandbox_world(greylist_seconds=3600) as world:
+        store = campaign(tmp_path, ["a@grey.test"])
+        counts, _ = await run(world, store, config(world, greylist=0.3, lifetime=1.0))
+    assert counts == {Status.EXPIRED: 1}
+    row = rows(store)["a@grey.test"]
+    assert row.code == "451" and "Greylisted" in str(row.response)  # type: ignore[attr-defined]
+    store.close()
+
+
+async def test_recipient_and_permanent_failures_bounce(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, ["nobody@bounce.test", "somebody@bounce.test"])
+        counts, _ = await run(world, store, config(world))
+    assert counts == {Status.BOUNCED: 1, Status.DELIVERED: 1}
+    row = rows(store)["nobody@bounce.test"]
+    assert (row.code, row.enhanced_code, row.fault) == ("550", "5.1.1", "recipient")  # type: ignore[attr-defined]
+    store.close()
+
+
+@pytest.mark.parametrize("seed", [1])
+async def test_the_message_is_personalised_and_identical_on_retry(
+    tmp_path: Path, seed: int
+) -> None:
+    async with sandbox_world(greylist_seconds=1) as world:
+        store = campaign(tmp_path, ["ada@grey.test"])
+        counts, _ = await run(world, store, config(world, greylist=1.2), seed)
+        [message] = world.server("mx.grey.test").messages
+    assert counts == {Status.DELIVERED: 1}
+    assert b"Subject: Hello ada\r\n" in message.data
+    assert b"\r\n.a dotted line\r\n" in message.data
+    state = store.get(1)
+    assert state.message_id.encode() in message.data
+    assert state.attempts == 2
+    store.close()
