@@ -1,0 +1,239 @@
+"""``mxmailer send`` as a user runs it: a subprocess, the lab world, real files."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import sqlite3
+import sys
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from core.lab import Act, Behaviour, Hostile, Stage
+from core.lab.world import LabWorld, sandbox_world
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+REPORT_HEADER = [
+    "email",
+    "status",
+    "code",
+    "enhanced_code",
+    "response",
+    "mx",
+    "attempts",
+    "first_attempt",
+    "last_attempt",
+]
+
+
+async def mxmailer(*args: str | Path, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core.cli",
+        *map(str, args),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def lab_args(world: LabWorld, state: Path) -> list[str | Path]:
+    return [
+        "--nameserver",
+        world.nameserver,
+        "--port",
+        str(world.port),
+        "--state",
+        state,
+        "--timeout",
+        "2",
+        "--greylist-retry",
+        "1",
+        "--retry",
+        "1",
+        "--progress",
+        "none",
+    ]
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames is not None
+        assert reader.fieldnames[: len(REPORT_HEADER)] == REPORT_HEADER
+        return list(reader)
+
+
+def write_csv(path: Path, addresses: list[str]) -> Path:
+    path.write_text("email,name\n" + "".join(f"{a},{a.split('@')[0]}\n" for a in addresses))
+    return path
+
+
+async def test_send_the_shared_sample_campaign(tmp_path: Path) -> None:
+    recipients = SHARED / "recipients" / "simple.csv"
+    message = SHARED / "messages" / "welcome.eml"
+    report = tmp_path / "report.csv"
+    async with sandbox_world(greylist_seconds=1) as world:
+        code, _, err = await mxmailer(
+            "send",
+            "--recipients",
+            recipients,
+            "--message",
+            message,
+            "--sender",
+            "news@sender.test",
+            "--report",
+            report,
+            *lab_args(world, tmp_path / "campaign.mxm"),
+        )
+        delivered = Counter(world.delivered_to())
+    assert code == 0, err
+    rows = read_report(report)
+    assert len(rows) == 30
+    assert {row["status"] for row in rows} == {"delivered"}
+    assert all(delivered[row["email"].lower()] == 1 for row in rows)
+    greylisted = [row for row in rows if row["email"].endswith("@grey.test")]
+    assert greylisted and all(row["attempts"] == "2" for row in greylisted)
+    assert "imported 30 rows: 30 valid" in err
+
+
+async def test_exit_code_1_when_some_are_not_delivered(tmp_path: Path) -> None:
+    recipients = write_csv(
+        tmp_path / "r.csv", ["a@plain.test", "nobody@bounce.test", "x@nullmx.test"]
+    )
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi {{name}}\n\nHello.\n")
+    report = tmp_path / "report.csv"
+    async with sandbox_world() as world:
+        code, _, err = await mxmailer(
+            "send",
+            "--recipients",
+            recipients,
+            "--message",
+            message,
+            "--sender",
+            "news@sender.test",
+            "--report",
+            report,
+            *lab_args(world, tmp_path / "campaign.mxm"),
+        )
+    assert code == 1, err
+    statuses = {row["email"]: row["status"] for row in read_report(report)}
+    assert statuses == {
+        "a@plain.test": "delivered",
+        "nobody@bounce.test": "bounced",
+        "x@nullmx.test": "bounced",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"--sender": None}, "--sender"),
+        ({"--sender": "news@sender.test\r\nRCPT TO:<x@y.test>"}, "--sender"),
+        ({"--sender": "no-domain"}, "--sender"),
+        ({"--nameserver": "dns.example"}, "--nameserver"),
+        ({"--helo": "has space"}, "--helo"),
+        ({"--message": "unknown-field"}, "fields no column provides: city"),
+    ],
+)
+async def test_usage_errors_exit_2_and_send_nothing(
+    tmp_path: Path, change: dict[str, str | None], complaint: str
+) -> None:
+    recipients = write_csv(tmp_path / "r.csv", ["a@plain.test"])
+    message = tmp_path / "m.eml"
+    body = b"From: <news@sender.test>\nSubject: Hi\n\nHello {{city}}.\n"
+    message.write_bytes(body if change.get("--message") else body.replace(b"{{city}}", b""))
+    options: dict[str, str | None] = {
+        "--recipients": str(recipients),
+        "--message": str(message),
+        "--sender": "news@sender.test",
+        "--helo": "client.test",
+    }
+    options |= {key: value for key, value in change.items() if key != "--message"}
+    args: list[str | Path] = []
+    for key, value in options.items():
+        if value is not None:
+            args += [key, value]
+    async with sandbox_world() as world:
+        lab = lab_args(world, tmp_path / "campaign.mxm")
+        if "--nameserver" in change:
+            lab[1] = str(change["--nameserver"])
+        code, _, err = await mxmailer("send", *args, *lab)
+        sent = len(world.messages())
+    assert code == 2
+    assert complaint in err
+    assert sent == 0
+
+
+async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path: Path) -> None:
+    # Every end-of-data reply drips out slowly, so a kill lands mid-run and sometimes
+    # between the end of data and its reply: the ambiguous window.
+    slow = Behaviour(
+        hostname="mx.slow.test",
+        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
+        drip_interval=0.003,
+    )
+    world = LabWorld().host("mx.slow.test", slow)
+    world.domain("slow.test", "mx.slow.test")
+    addresses = [f"u{n}@slow.test" for n in range(150)]
+    recipients = write_csv(tmp_path / "r.csv", addresses)
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi {{name}}\n\nHello.\n")
+    state = tmp_path / "campaign.mxm"
+    report = tmp_path / "report.csv"
+    send = [
+        "send",
+        "--recipients",
+        recipients,
+        "--message",
+        message,
+        "--sender",
+        "news@sender.test",
+        "--concurrency",
+        "3",
+        "--report",
+        report,
+    ]
+    async with world:
+        server = world.server("mx.slow.test")
+        for kill_after in (20, 60, 100):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "core.cli",
+                *map(str, send),
+                *map(str, lab_args(world, state)),
+                cwd=ROOT,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+            await server.wait_for(lambda n=kill_after: server.stats.messages >= n, 30)
+            process.kill()
+            await process.wait()
+            with closing(sqlite3.connect(state)) as db:
+                assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        code, _, err = await mxmailer(*send, *lab_args(world, state))
+        received = Counter(world.delivered_to())
+    assert code in (0, 1), err
+    rows = {row["email"]: row for row in read_report(report)}
+    assert set(rows) == set(addresses)
+    duplicates = [address for address, n in received.items() if n > 1]
+    assert duplicates == []
+    for address in addresses:
+        row = rows[address]
+        if row["status"] == "delivered":
+            assert received[address] == 1
+        else:  # possibly delivered when the kill came: reported so, never sent twice
+            assert row["status"] == "deferred" and "possibly delivered" in row["detail"]
+            assert received[address] <= 1
+    ambiguous = sum(row["status"] != "delivered" for row in rows.values())
+    print(f"{ambiguous} of {len(addresses)} reported possibly delivered after 3 kills")
