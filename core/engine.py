@@ -358,9 +358,14 @@ class Engine:
             self.events.publish(
                 DestinationPaused(destination.key, destination.provider.name, why, until)
             )
-            for job in list(destination.queue):
-                self._defer(job, until, "destination paused", record=True)
-            destination.queue.clear()
+            self._hold(destination)
+
+    def _hold(self, destination: Destination) -> None:
+        """A paused destination's queued jobs wait for the pause to end."""
+        until = max(destination.paused_until, destination.provider.paused_until)
+        for job in destination.queue:
+            self._defer(job, until, "destination paused", record=True)
+        destination.queue.clear()
 
     # ---- results --------------------------------------------------------------------------
 
@@ -612,6 +617,9 @@ class Engine:
 
     def take(self, destination: Destination, host: str, address: str) -> Transaction | None:
         """The next transaction for a connection to ``host``: None when there is none."""
+        if destination.paused(self.clock()):
+            self._hold(destination)  # e.g. a sender problem reported on another connection
+            return None
         while destination.queue and not self._stopping:
             job = destination.queue.popleft()
             now = self.clock()

@@ -22,6 +22,7 @@ from core.events import (
     EventBus,
     RecipientFinal,
     RecipientWaiting,
+    SenderProblemReported,
 )
 from core.lab import Behaviour, Fault, Stage
 from core.lab.world import LabWorld, sandbox_world
@@ -247,4 +248,27 @@ async def test_the_message_is_personalised_and_identical_on_retry(
     state = store.get(1)
     assert state.message_id.encode() in message.data
     assert state.attempts == 2
+    store.close()
+
+
+async def test_a_sender_fault_pauses_the_provider_and_bounces_no_one(tmp_path: Path) -> None:
+    blocked = Fault(
+        Stage.RCPT,
+        550,
+        "5.7.1 Service unavailable, Client host [127.0.0.1] blocked using Spamhaus",
+        times=2,
+    )
+    world = LabWorld().host(
+        "mx.strict.test", Behaviour(hostname="mx.strict.test", faults=(blocked,))
+    )
+    world.domain("strict.test", "mx.strict.test")
+    async with world:
+        store = campaign(tmp_path, ["a@strict.test", "b@strict.test"])
+        counts, recorder = await run(world, store, config(world, backoff=0.5))
+    assert counts == {Status.DELIVERED: 2}  # once the sender problem is gone: no bounce
+    [problem] = [event for _, event in recorder.of(SenderProblemReported)]
+    assert problem.kind == "blocklist" and "Spamhaus" in problem.reply
+    assert problem.provider == "strict.test"
+    reasons = {event.reason for _, event in recorder.of(RecipientWaiting)}
+    assert "sender problem" in reasons
     store.close()
