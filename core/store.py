@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from core import __version__
 from core import store_schema as schema
+from core.store_schema import StoreError as StoreError
 
 # ---- values -------------------------------------------------------------------------------
 
@@ -238,23 +239,12 @@ REPORT_STATUS: Final = {
 }
 
 
-class StoreError(Exception):
-    """The campaign file could not be read or written; the message says what to do."""
-
-
 # ---- tuning -------------------------------------------------------------------------------
 
 #: Rows per transaction when importing (one commit per batch).
 IMPORT_BATCH: Final = 10_000
 #: Rows per query when streaming (no statement stays open between pages).
 PAGE: Final = 1_000
-#: How long opening waits for another program's lock before giving up.
-BUSY_TIMEOUT: Final = 0.25
-#: SQLite's page cache for the store's connection, in KiB.
-CACHE_KIB: Final = 16 * 1024
-#: The write-ahead log is copied into the file (a checkpoint: two fsyncs) by flush() and
-#: imports once it holds this much, never by mark_end_of_data(), which must stay fast.
-CHECKPOINT_BYTES: Final = 8 * 1024 * 1024
 
 # ---- SQL ----------------------------------------------------------------------------------
 
@@ -292,50 +282,6 @@ _IN_DOUBT_WHERE = f"{schema.PENDING_WHERE} AND eod_at IS NOT NULL"
 _US = "\x1f"  # the unit separator, between merge-field values
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-# ---- errors -------------------------------------------------------------------------------
-
-_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
-
-
-def describe(exc: sqlite3.Error, path: Path, action: str, *, read_only: bool = False) -> str:
-    """A message for the user: which file, what went wrong, what to do."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
-    if code == _FULL:
-        return (
-            f"disk full while {action} in the campaign file {path}: the change was not saved"
-            " and sending stops. Free some disk space, then open the campaign again."
-        )
-    if code == _READONLY:
-        why = "it was opened read-only" if read_only else "no permission, or a read-only disk"
-        return (
-            f"the campaign file {path} is read-only ({why}): {action} was refused. Make the"
-            " file and its folder writable, or copy the campaign to a writable folder, then"
-            " open it again."
-        )
-    if code in (_BUSY, _LOCKED):
-        return (
-            f"the campaign file {path} is in use by another program (another MX Mailer"
-            f" window?): {action} failed. Close it there, then try again."
-        )
-    if code == _IOERR:
-        return (
-            f"disk error while {action} in the campaign file {path} ({name}): check the disk,"
-            " then open the campaign again."
-        )
-    if code == _CANTOPEN:
-        return (
-            f"cannot open the campaign file {path} ({name}): check that it exists and that"
-            " its folder is writable (SQLite keeps a -wal file next to it)."
-        )
-    if code in (_CORRUPT, _NOTADB):
-        return (
-            f"the campaign file {path} is damaged or not an MX Mailer campaign file ({exc}):"
-            f" {action} failed. Use a backup copy."
-        )
-    return f"{action} in the campaign file {path} failed: {exc} ({name})."
-
-
 # ---- helpers ------------------------------------------------------------------------------
 
 
@@ -347,11 +293,12 @@ def iso_utc(timestamp: float | None) -> str:
 
 
 def _cut(transcript: str) -> str:
-    raw = transcript.encode("utf-8", "surrogateescape")
+    raw = transcript.encode("utf-8", "replace")
     if len(raw) <= TRANSCRIPT_LIMIT:
         return transcript
-    note = f"\n[cut: {len(raw) - TRANSCRIPT_LIMIT} more bytes]"
-    return raw[: TRANSCRIPT_LIMIT - len(note)].decode("utf-8", "ignore") + note
+    kept = raw[: TRANSCRIPT_LIMIT - 40]  # 40: room for the note
+    text = kept.decode("utf-8", "ignore")  # never half a character
+    return f"{text}\n[cut: {len(raw) - len(text.encode())} more bytes]"
 
 
 def _encode_values(fields: Mapping[str, str]) -> str:
@@ -375,63 +322,6 @@ def _spreadsheet_safe(cell: str) -> str:
     if cell and cell[0] in "=+-@\t\r":
         return "'" + cell
     return cell
-
-
-def _check_header(path: Path) -> None:
-    """Refuse what is not an SQLite file before SQLite sees it."""
-    try:
-        with path.open("rb") as file:
-            header = file.read(16)
-    except FileNotFoundError:
-        raise StoreError(f"there is no campaign file at {path}") from None
-    except IsADirectoryError:
-        raise StoreError(f"{path} is a folder, not an MX Mailer campaign file") from None
-    except OSError as exc:
-        raise StoreError(f"cannot read the campaign file {path}: {exc.strerror}") from exc
-    if header != b"SQLite format 3\x00":
-        what = "it is empty" if not header else "it is not an SQLite database"
-        raise StoreError(f"{path} is not an MX Mailer campaign file ({what})")
-
-
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
-    """A connection that never creates the file; locked for this process unless read-only."""
-    mode = "ro" if read_only else "rw"
-    uri = f"{path.absolute().as_uri()}?mode={mode}"
-    try:
-        connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
-    except sqlite3.Error as exc:
-        raise StoreError(describe(exc, path, "opening the campaign", read_only=read_only)) from exc
-    if not read_only:
-        # Held from the first read until close: a second MX Mailer cannot open (and send)
-        # the same campaign, and WAL needs no shared-memory file.
-        connection.execute("PRAGMA locking_mode = EXCLUSIVE")
-    return connection
-
-
-def _configure(connection: sqlite3.Connection, *, read_only: bool) -> None:
-    """WAL, synchronous=NORMAL (a commit survives a killed process), foreign keys."""
-    connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-    connection.execute("PRAGMA foreign_keys = ON")
-    if read_only:
-        connection.execute("PRAGMA query_only = ON")
-        return
-    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"cannot use write-ahead logging (journal mode {mode})")
-    connection.execute("PRAGMA synchronous = NORMAL")
-    # We checkpoint ourselves (CHECKPOINT_BYTES); a WAL cut back to nothing when it
-    # restarts makes its size the measure of what is not yet checkpointed.
-    connection.execute("PRAGMA wal_autocheckpoint = 0")
-    connection.execute("PRAGMA journal_size_limit = 0")
-
-
-def _check_identity(connection: sqlite3.Connection, path: Path) -> None:
-    application_id = schema.read_application_id(connection)
-    if application_id != schema.APPLICATION_ID:
-        raise StoreError(
-            f"{path} is not an MX Mailer campaign file (an SQLite database of another"
-            f" program: application id {application_id:#x})"
-        )
 
 
 # ---- the store ----------------------------------------------------------------------------
@@ -486,9 +376,9 @@ class CampaignStore:
             raise StoreError(f"cannot create the campaign file {path}: {exc.strerror}") from exc
         connection = None
         try:
-            connection = _connect(path, read_only=False)
+            connection = schema.connect(path, read_only=False)
             connection.execute(f"PRAGMA page_size = {schema.PAGE_SIZE}")
-            _configure(connection, read_only=False)
+            schema.configure(connection, read_only=False)
             cls._build(connection, sender, message, settings_json)
             return cls(path, connection, read_only=False)
         except BaseException as exc:
@@ -497,7 +387,7 @@ class CampaignStore:
             for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 made.unlink(missing_ok=True)
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(describe(exc, path, "creating the campaign")) from exc
+                raise StoreError(schema.describe(exc, path, "creating the campaign")) from exc
             raise
 
     @staticmethod
@@ -520,16 +410,20 @@ class CampaignStore:
         """Open a campaign file: check it is ours, migrate it, then recover from a crash.
 
         Recovery turns every row whose end of data went out without a recorded result into
-        AMBIGUOUS (never sent again without the user's word). ``read_only`` opens without
-        the exclusive lock and refuses every write (viewing, reports); it refuses a file
-        that needs an upgrade or a recovery, since both write.
+        AMBIGUOUS (never sent again without the user's word). ``read_only`` opens a file
+        that was closed cleanly without locking it or writing anything, even next to it
+        (viewing, reports; read-only media), and refuses every write. It refuses a file
+        that needs an upgrade or a recovery, since both write; it must not be used while
+        another program may write the file.
         """
         path = Path(path)
-        _check_header(path)
-        connection = _connect(path, read_only=read_only)
+        schema.check_header(path)
+        if not read_only:
+            schema.check_writable(path)
+        connection = schema.connect(path, read_only=read_only)
         try:
-            _check_identity(connection, path)
-            _configure(connection, read_only=read_only)
+            schema.check_identity(connection, path)
+            schema.configure(connection, read_only=read_only)
             if read_only:
                 report = cls._check_read_only(connection, path)
             else:
@@ -539,7 +433,7 @@ class CampaignStore:
             connection.close()
             if isinstance(exc, sqlite3.Error):
                 what = "opening the campaign"
-                raise StoreError(describe(exc, path, what, read_only=read_only)) from exc
+                raise StoreError(schema.describe(exc, path, what, read_only=read_only)) from exc
             raise
 
     @staticmethod
@@ -659,12 +553,13 @@ class CampaignStore:
         source = iter(rows)
         added = 0
         while True:
-            with self._writing("adding recipients", checkpoint=True) as connection:
+            with self._writing("adding recipients", schema.IMPORT_CHECKPOINT_BYTES) as connection:
                 batch = [self._encode(row) for row in itertools.islice(source, IMPORT_BATCH)]
                 if batch:
                     connection.executemany(_INSERT, batch)
             added += len(batch)
             if len(batch) < IMPORT_BATCH:
+                self._checkpoint("adding recipients", schema.CHECKPOINT_BYTES)
                 return added
 
     def _encode(self, row: NewRecipient) -> tuple[str, str, int, str, str, str]:
@@ -785,7 +680,7 @@ class CampaignStore:
         if not updates:
             self._check_writable("saving results")
             return []
-        with self._writing(f"saving {len(updates)} results", checkpoint=True) as connection:
+        with self._writing(f"saving {len(updates)} results", schema.CHECKPOINT_BYTES) as connection:
             changed = connection.executemany(_UPDATE, map(_update_row, updates)).rowcount
             if changed != len(updates):
                 raise StoreError(self._unknown_ids(updates))
@@ -909,12 +804,16 @@ class CampaignStore:
         return connection
 
     @contextlib.contextmanager
-    def _writing(self, action: str, *, checkpoint: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction (after a checkpoint if asked and due); a failure of the file
-        poisons the store."""
+    def _writing(
+        self, action: str, checkpoint_at: int | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction, after a checkpoint if the log holds ``checkpoint_at`` bytes.
+
+        A failure of the file poisons the store.
+        """
         connection = self._check_writable(action)
         try:
-            if checkpoint and self._wal_size() >= CHECKPOINT_BYTES:
+            if checkpoint_at is not None and self._wal_size() >= checkpoint_at:
                 connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             connection.execute("BEGIN IMMEDIATE")
             yield connection
@@ -924,12 +823,18 @@ class CampaignStore:
             if isinstance(exc, StoreError):
                 self._failure = exc
             else:
-                message = describe(exc, self.path, action, read_only=self._read_only)
+                message = schema.describe(exc, self.path, action, read_only=self._read_only)
                 self._failure = StoreError(message)
             raise self._failure from exc
         except BaseException:
             self._rollback(connection)
             raise
+
+    def _checkpoint(self, action: str, at: int) -> None:
+        """A checkpoint on its own, if the log holds ``at`` bytes."""
+        if self._wal_size() >= at:
+            with self._writing(action, at):
+                pass  # the checkpoint runs before this empty transaction
 
     def _wal_size(self) -> int:
         try:
@@ -948,7 +853,7 @@ class CampaignStore:
         try:
             return self._open().execute(sql, parameters).fetchall()
         except sqlite3.Error as exc:
-            message = describe(exc, self.path, "reading", read_only=self._read_only)
+            message = schema.describe(exc, self.path, "reading", read_only=self._read_only)
             raise StoreError(message) from exc
 
 

@@ -1,10 +1,11 @@
-"""The campaign file's SQL schema and its history: the first version and every migration.
+"""The campaign file as an SQLite file: its schema and history, identity and settings.
 
-Owns the shape of the file (tables, indexes, the application id, the schema version) and
-the ordered list of upgrades from version N to N+1. A new file is made by running the
-first version and then every migration, so a fresh file and an upgraded one can never
-differ. Never reads or writes campaign data itself (``core.store`` does), never commits
-(the caller owns the transaction), never talks to the network.
+Owns the shape of the file (tables, indexes, the application id, the schema version), the
+ordered list of upgrades from version N to N+1, how a connection to the file is opened and
+configured (WAL, locking, synchronous), and what SQLite's errors mean for the user. A new
+file is made by running the first version and then every migration, so a fresh file and
+an upgraded one can never differ. Never reads or writes campaign data (``core.store``
+does), never commits (the caller owns the transaction), never talks to the network.
 
 History is frozen: once released, a version's SQL is never edited; a change is a new
 migration appended to :data:`MIGRATIONS` together with its test in
@@ -13,14 +14,37 @@ migration appended to :data:`MIGRATIONS` together with its test in
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+
+class StoreError(Exception):
+    """The campaign file could not be read or written; the message says what to do."""
+
 
 #: ``PRAGMA application_id``: "MXML" in ASCII. Lets us refuse any other SQLite file.
 APPLICATION_ID = 0x4D584D4C
 
-#: Bytes per database page, set when a file is made (SQLite's default is 4096).
+#: Bytes per database page, set when a file is made (SQLite's default). 8 and 16 KiB
+#: import a little faster but make every small commit write more (bench/store_bench.py).
 PAGE_SIZE = 4096
+#: How long opening waits for another program's lock before giving up, in seconds.
+BUSY_TIMEOUT: Final = 0.25
+#: SQLite's page cache for the store's connection, in KiB.
+CACHE_KIB: Final = 16 * 1024
+#: The write-ahead log is copied into the file (a checkpoint: copies and two fsyncs) by
+#: flush() once it holds this much, never by mark_end_of_data(), which must stay fast.
+#: 1,000 delivered updates write about 4 MiB of log.
+CHECKPOINT_BYTES: Final = 8 * 2**20
+#: Imports checkpoint less often (faster: a hot page is copied once per checkpoint), and
+#: once more at their end so that the next flush() does not inherit a long log.
+IMPORT_CHECKPOINT_BYTES: Final = 64 * 2**20
+#: A restarted log is cut back to this size. Below both thresholds, so that the size of
+#: the -wal file tells how much is not checkpointed yet.
+WAL_KEPT_BYTES: Final = 4 * 2**20
 
 #: The rows of the non-final statuses, as the partial index ``recipients_pending`` selects
 #: them. Queries that want that index must use exactly this text.
@@ -172,3 +196,136 @@ def set_version(connection: sqlite3.Connection, version: int) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (str(version),),
     )
+
+
+# ---- opening -------------------------------------------------------------------------
+
+
+def check_header(path: Path) -> None:
+    """Refuse what is not an SQLite file before SQLite sees it."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(16)
+    except FileNotFoundError:
+        raise StoreError(f"there is no campaign file at {path}") from None
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a folder, not an MX Mailer campaign file") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the campaign file {path}: {exc.strerror}") from exc
+    if header != b"SQLite format 3\x00":
+        what = "it is empty" if not header else "it is not an SQLite database"
+        raise StoreError(f"{path} is not an MX Mailer campaign file ({what})")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a file we may not write: SQLite would quietly open it read-only and fail
+    later with a locking error that names no cause."""
+    for place, whose in ((path, "the file"), (path.absolute().parent, "its folder")):
+        if not os.access(place, os.W_OK):
+            raise StoreError(
+                f"the campaign file {path} is read-only (no permission to write {whose}, or a"
+                " read-only disk): make it writable, or copy the campaign to a writable"
+                " folder. It can still be opened read-only to see and export its report."
+            )
+
+
+def connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+    """A connection that never creates the file.
+
+    Writable: locked for this process from the first read until close, so a second MX
+    Mailer cannot open (and send) the same campaign, and WAL needs no shared-memory file.
+    Read-only: SQLite's ``immutable`` mode, which takes no lock and creates no file next to
+    the campaign (it works on read-only media); only for a file that was closed cleanly.
+    """
+    if read_only:
+        check_closed_cleanly(path)
+    mode = "ro&immutable=1" if read_only else "rw"
+    uri = f"{path.absolute().as_uri()}?mode={mode}"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT)
+    except sqlite3.Error as exc:
+        raise StoreError(describe(exc, path, "opening the campaign", read_only=read_only)) from exc
+    if not read_only:
+        connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+    return connection
+
+
+def check_closed_cleanly(path: Path) -> None:
+    """A -wal file next to the campaign means it is open, or was not closed: its latest
+    changes are in that log, which an immutable reader would not see."""
+    if Path(f"{path}-wal").exists():
+        raise StoreError(
+            f"the campaign file {path} is open in MX Mailer, or was not closed cleanly (its"
+            f" {path.name}-wal file is next to it): it cannot be opened read-only now. Close"
+            " it, or open it writable once to recover it."
+        )
+
+
+def configure(connection: sqlite3.Connection, *, read_only: bool) -> None:
+    """WAL, synchronous=NORMAL (a commit survives a killed process), foreign keys."""
+    connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+    connection.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        connection.execute("PRAGMA query_only = ON")
+        return
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot use write-ahead logging (journal mode {mode})")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    # We checkpoint ourselves (CHECKPOINT_BYTES).
+    connection.execute("PRAGMA wal_autocheckpoint = 0")
+    connection.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
+
+
+def check_identity(connection: sqlite3.Connection, path: Path) -> None:
+    application_id = read_application_id(connection)
+    if application_id != APPLICATION_ID:
+        raise StoreError(
+            f"{path} is not an MX Mailer campaign file (an SQLite database of another"
+            f" program: application id {application_id:#x})"
+        )
+
+
+# ---- errors --------------------------------------------------------------------------
+
+# SQLite primary result codes (https://sqlite.org/rescode.html).
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+
+
+def describe(exc: sqlite3.Error, path: Path, action: str, *, read_only: bool = False) -> str:
+    """A message for the user: which file, what went wrong, what to do."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    if code == _FULL:
+        return (
+            f"disk full while {action} in the campaign file {path}: the change was not saved"
+            " and sending stops. Free some disk space, then open the campaign again."
+        )
+    if code == _READONLY:
+        why = "it was opened read-only" if read_only else "no permission, or a read-only disk"
+        return (
+            f"the campaign file {path} is read-only ({why}): {action} was refused. Make the"
+            " file and its folder writable, or copy the campaign to a writable folder, then"
+            " open it again."
+        )
+    if code in (_BUSY, _LOCKED):
+        return (
+            f"the campaign file {path} is in use by another program (another MX Mailer"
+            f" window?): {action} failed. Close it there, then try again."
+        )
+    if code == _IOERR:
+        return (
+            f"disk error while {action} in the campaign file {path} ({name}): check the disk,"
+            " then open the campaign again."
+        )
+    if code == _CANTOPEN:
+        return (
+            f"cannot open the campaign file {path} ({name}): check that it exists and that"
+            " its folder is writable (SQLite keeps a -wal file next to it)."
+        )
+    if code in (_CORRUPT, _NOTADB):
+        return (
+            f"the campaign file {path} is damaged or not an MX Mailer campaign file ({exc}):"
+            f" {action} failed. Use a backup copy."
+        )
+    return f"{action} in the campaign file {path} failed: {exc} ({name})."
