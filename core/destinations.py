@@ -38,12 +38,45 @@ def registered_domain(host: str) -> str:
     return ".".join(labels[-2:])
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderRule:
+    """Limits a large mailbox provider documents or enforces, shipped as defaults."""
+
+    connections: int
+    messages_per_connection: int
+
+
+#: Google and Microsoft both throttle senders past about 5 connections and close
+#: connections after about 50 messages; staying inside avoids their 421s.
+PROVIDER_RULES: dict[str, ProviderRule] = {
+    "google.com": ProviderRule(5, 50),
+    "googlemail.com": ProviderRule(5, 50),
+    "outlook.com": ProviderRule(5, 50),
+    "hotmail.com": ProviderRule(5, 50),
+}
+
+
 @dataclass(slots=True, eq=False)
 class Provider:
+    """The budget that all destinations hosted by one provider share."""
+
     name: str
     limit: int
+    messages_per_connection: int | None = None
+    #: Messages per minute for the whole provider (None: no pacing).
+    rate: float | None = None
     active: int = 0
     paused_until: float = 0.0
+    next_send_at: float = 0.0
+
+    def pace(self, now: float) -> float:
+        """0 if a message may go now (and it is counted), else the time it may."""
+        if self.rate is None:
+            return 0.0
+        if now < self.next_send_at:
+            return self.next_send_at
+        self.next_send_at = max(now, self.next_send_at) + 60.0 / self.rate
+        return 0.0
 
 
 @dataclass(slots=True, eq=False)
@@ -97,8 +130,9 @@ class Destination:
 class Destinations:
     """All destinations and providers of a run, created as routes are learnt."""
 
-    def __init__(self, per_destination: int, initial: int = 2) -> None:
+    def __init__(self, per_destination: int, initial: int = 2, rate: float | None = None) -> None:
         self.per_destination = per_destination
+        self.rate = rate
         self.initial = min(initial, per_destination)
         self._by_key: dict[str, Destination] = {}
         self._providers: dict[str, Provider] = {}
@@ -108,14 +142,18 @@ class Destinations:
         destination = self._by_key.get(key)
         if destination is None:
             name = registered_domain(route.hosts[0].name) if route.hosts else route.domain
-            provider = self._providers.get(name)
-            if provider is None:
-                provider = self._providers[name] = Provider(name, self.per_destination)
-            destination = Destination(
-                key, route, provider, self.per_destination, self.initial
-            )
+            provider = self._providers.get(name) or self._new_provider(name)
+            limit = min(self.per_destination, provider.limit)
+            destination = Destination(key, route, provider, limit, min(self.initial, limit))
             self._by_key[key] = destination
         return destination
+
+    def _new_provider(self, name: str) -> Provider:
+        rule = PROVIDER_RULES.get(name)
+        limit = min(self.per_destination, rule.connections) if rule else self.per_destination
+        provider = Provider(name, limit, rule.messages_per_connection if rule else None, self.rate)
+        self._providers[name] = provider
+        return provider
 
     def __iter__(self) -> Iterator[Destination]:
         return iter(self._by_key.values())

@@ -11,6 +11,7 @@ never imports Qt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -68,6 +69,8 @@ class EngineConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dns_timeout: float = 5.0
+    #: Messages per minute per provider (None: as fast as the limits allow).
+    rate: float | None = None
     #: Consecutive failed connections before a destination is paused.
     pause_after_failures: int = 3
 
@@ -149,7 +152,7 @@ class Engine:
         )
         self.template = MessageTemplate(store.message)
         self.sender = store.sender
-        self.destinations = Destinations(config.per_destination)
+        self.destinations = Destinations(config.per_destination, rate=config.rate)
         self._connection_config = ConnectionConfig(
             SessionConfig(config.helo, config.tls),
             config.timeouts,
@@ -307,7 +310,7 @@ class Engine:
                 source = _QueueSource(self, destination, host, address)
                 connection = SMTPConnection(
                     Target(host, address, self.config.port),
-                    self._connection_config,
+                    self._config_for(destination),
                     source,
                     source.on_result,
                     on_end_of_data=self._on_end_of_data,
@@ -337,6 +340,14 @@ class Engine:
             self._kick(destination)
             if self._active < self.config.concurrency:
                 self._kick_all()
+
+    def _config_for(self, destination: Destination) -> ConnectionConfig:
+        """The connection settings, within the provider's messages-per-connection rule."""
+        per_connection = destination.provider.messages_per_connection
+        config = self._connection_config
+        if per_connection is None or per_connection >= config.max_transactions:
+            return config
+        return dataclasses.replace(config, max_transactions=per_connection)
 
     def _all_hosts_failed(self, destination: Destination, why: str) -> None:
         """No MX host took a connection: the destination's jobs wait, it may pause."""
@@ -617,8 +628,14 @@ class Engine:
 
     def take(self, destination: Destination, host: str, address: str) -> Transaction | None:
         """The next transaction for a connection to ``host``: None when there is none."""
-        if destination.paused(self.clock()):
+        now = self.clock()
+        if destination.paused(now):
             self._hold(destination)  # e.g. a sender problem reported on another connection
+            return None
+        if destination.queue and (later := destination.provider.pace(now)):
+            # Paced: this connection ends; the destination is woken when a send is due.
+            loop = asyncio.get_running_loop()
+            loop.call_later(later - now, self._kick, destination)
             return None
         while destination.queue and not self._stopping:
             job = destination.queue.popleft()

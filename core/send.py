@@ -83,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout", type=float, metavar="SECONDS", help="cap on every network timeout"
     )
+    parser.add_argument(
+        "--rate", type=float, metavar="PER_MINUTE",
+        help="messages per minute per mailbox provider (default: no pacing)",
+    )
     parser.add_argument("--starttls", choices=sorted(_STARTTLS), default="opportunistic")
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default=None)
 
@@ -249,6 +253,8 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
             raise UsageError(f"{flag} must be at least 1")
     if not 0 < args.port < 65536:
         raise UsageError("--port must be 1..65535")
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError("--rate must be positive")
     retry = RetryPolicy()
     changes: dict[str, float] = {}
     if args.greylist_retry is not None:
@@ -283,6 +289,7 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
         timeouts=timeouts,
         retry=_replace(retry, changes),
         dns_timeout=dns_timeout,
+        rate=args.rate,
     )
 
 

@@ -4,6 +4,7 @@ real campaign file. Retry delays are seconds instead of minutes; nothing else is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections import Counter
@@ -271,4 +272,16 @@ async def test_a_sender_fault_pauses_the_provider_and_bounces_no_one(tmp_path: P
     assert problem.provider == "strict.test"
     reasons = {event.reason for _, event in recorder.of(RecipientWaiting)}
     assert "sender problem" in reasons
+    store.close()
+
+
+async def test_pacing_spaces_the_messages_of_a_provider(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, [f"u{n}@plain.test" for n in range(4)])
+        paced = dataclasses.replace(config(world), rate=120.0)  # one every 0.5 s
+        started = time.monotonic()
+        counts, _ = await run(world, store, paced)
+        elapsed = time.monotonic() - started
+    assert counts == {Status.DELIVERED: 4}
+    assert elapsed >= 1.5  # three gaps of 0.5 s between four messages
     store.close()
