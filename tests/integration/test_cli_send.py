@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import signal
 import sqlite3
 import sys
 from collections import Counter
@@ -237,3 +238,107 @@ async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path:
             assert received[address] <= 1
     ambiguous = sum(row["status"] != "delivered" for row in rows.values())
     print(f"{ambiguous} of {len(addresses)} reported possibly delivered after 3 kills")
+
+
+async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
+    tmp_path: Path,
+) -> None:
+    slow = Behaviour(
+        hostname="mx.slow.test",
+        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
+        drip_interval=0.003,
+    )
+    world = LabWorld().host("mx.slow.test", slow)
+    world.domain("slow.test", "mx.slow.test")
+    addresses = [f"u{n}@slow.test" for n in range(60)]
+    recipients = write_csv(tmp_path / "r.csv", addresses)
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    state = tmp_path / "campaign.mxm"
+    send = [
+        "send",
+        "--recipients",
+        recipients,
+        "--message",
+        message,
+        "--sender",
+        "news@sender.test",
+        "--concurrency",
+        "2",
+    ]
+    async with world:
+        server = world.server("mx.slow.test")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "core.cli",
+            *map(str, send),
+            *map(str, lab_args(world, state)),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await server.wait_for(lambda: server.stats.messages >= 10, 30)
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 130, err.decode()
+        assert "state saved" in err.decode()
+        interrupted_at = server.stats.messages
+        assert interrupted_at < len(addresses)
+        code, _, err2 = await mxmailer(*send, *lab_args(world, state))
+        received = Counter(world.delivered_to())
+    assert code == 0, err2
+    assert sorted(received) == sorted(addresses)
+    assert set(received.values()) == {1}
+
+
+async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> None:
+    lab = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "core.cli",
+        "lab",
+        "--greylist-seconds",
+        "1",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert lab.stdout is not None
+        banner = ""
+        while "Ctrl-C" not in banner:
+            line = await asyncio.wait_for(lab.stdout.readline(), 20)
+            assert line, "mxmailer lab ended before it was ready"
+            banner += line.decode()
+        command = next(line for line in banner.splitlines() if "mxmailer send" in line)
+        words = command.split()
+        nameserver = words[words.index("--nameserver") + 1]
+        port = words[words.index("--port") + 1]
+        recipients = write_csv(tmp_path / "r.csv", ["a@plain.test", "b@failover.test"])
+        message = tmp_path / "m.eml"
+        message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+        code, _, err = await mxmailer(
+            "send",
+            "--recipients",
+            recipients,
+            "--message",
+            message,
+            "--sender",
+            "news@sender.test",
+            "--nameserver",
+            nameserver,
+            "--port",
+            port,
+            "--state",
+            tmp_path / "c.mxm",
+            "--timeout",
+            "2",
+            "--progress",
+            "none",
+        )
+        assert code == 0, err
+    finally:
+        lab.send_signal(signal.SIGINT)
+        await asyncio.wait_for(lab.wait(), 20)
+    assert lab.returncode == 0

@@ -25,7 +25,7 @@ from core.events import (
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.lab import Behaviour, Fault, Stage
+from core.lab import Act, Behaviour, Fault, Hostile, Stage
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
 from core.store import CampaignStore, NewRecipient, Status
@@ -284,4 +284,34 @@ async def test_pacing_spaces_the_messages_of_a_provider(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
     assert counts == {Status.DELIVERED: 4}
     assert elapsed >= 1.5  # three gaps of 0.5 s between four messages
+    store.close()
+
+
+async def test_pause_resume_and_stop(tmp_path: Path) -> None:
+    slow = Behaviour(
+        hostname="mx.slow.test",
+        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
+        drip_interval=0.003,
+    )
+    world = LabWorld().host("mx.slow.test", slow)
+    world.domain("slow.test", "mx.slow.test")
+    async with world:
+        server = world.server("mx.slow.test")
+        store = campaign(tmp_path, [f"u{n}@slow.test" for n in range(40)])
+        engine = Engine(store, config(world), EventBus(interval=0.05), rng=random.Random(3))
+        running = asyncio.ensure_future(engine.run())
+        await server.wait_for(lambda: server.stats.messages >= 5, 20)
+        engine.pause()
+        await server.wait_until_idle(20)  # open connections finish, none are opened
+        paused_at = server.stats.messages
+        assert paused_at < 40
+        engine.resume()
+        await server.wait_for(lambda: server.stats.messages >= paused_at + 5, 20)
+        engine.stop()
+        summary = await asyncio.wait_for(running, 30)
+        stopped_at = server.stats.messages
+    assert summary.stopped
+    assert stopped_at < 40
+    assert summary.counts[Status.DELIVERED] == stopped_at
+    assert summary.counts[Status.QUEUED] == 40 - stopped_at
     store.close()
