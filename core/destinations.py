@@ -100,9 +100,10 @@ class Destination:
         preferences shuffled anew for each connection (RFC 5321 §5.1), so that every
         host of a rank gets its share; the preferred host (the one that greylisted the
         recipient at the head of the queue) first."""
-        hosts = list(self.route.hosts[:max_hosts])
+        hosts = list(self.route.hosts)
         rng.shuffle(hosts)
         hosts.sort(key=lambda host: (host.name != prefer, host.preference))  # stable
+        del hosts[max_hosts:]  # after the shuffle: every host of a rank gets its share
         return [(host.name, address) for host in hosts for address in host.addresses]
 
     def paused(self, now: float) -> bool:

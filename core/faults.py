@@ -71,6 +71,12 @@ _RATE = SenderProblem(
     "the receiving server is limiting how fast it accepts mail from you",
     "nothing to fix now: MX Mailer slows down for this provider and retries later",
 )
+_SENDER_ADDRESS = SenderProblem(
+    "sender-address",
+    "the receiving server refuses your sender address: its domain does not resolve, or "
+    "the address is malformed",
+    "use a sender address whose domain exists in DNS (with MX or A records)",
+)
 _REPUTATION = SenderProblem(
     "reputation",
     "the receiving server refused your mail as unsolicited or because of your reputation",
@@ -92,6 +98,7 @@ _BY_ENHANCED: dict[EnhancedStatus, SenderProblem] = {
     EnhancedStatus(5, 7, 22): _DKIM,
     EnhancedStatus(5, 7, 515): _AUTHENTICATION,
     EnhancedStatus(4, 7, 32): _AUTHENTICATION,
+    EnhancedStatus(5, 7, 23): _SPF,  # Microsoft: "Sender Policy Framework violation"
     EnhancedStatus(4, 7, 28): _RATE,
     EnhancedStatus(4, 7, 650): _RATE,
 }
@@ -101,16 +108,22 @@ _BY_WORDS: tuple[tuple[re.Pattern[str], SenderProblem], ...] = tuple(
     (re.compile(pattern, re.IGNORECASE), problem)
     for pattern, problem in (
         (
-            r"block ?list|black ?list|\bRBL\b|DNSBL|spamhaus|spamcop|barracuda|\blisted\b",
+            r"block ?list|black ?list|\bRBL\b|DNSBL|spamhaus|spamcop|barracuda|\blisted (?:at|on|in"
+            r" (?!\w+ directory))|\bbanned\b",
             _BLOCKLIST,
         ),
-        (r"reverse dns|\brdns\b|\bPTR\b|reverse (?:lookup|hostname)", _REVERSE_DNS),
+        (
+            r"reverse dns|\brdns\b|\bPTR\b|reverse (?:lookup|hostname)"
+            r"|cannot find your (?:hostname|reverse)",
+            _REVERSE_DNS,
+        ),
         (r"\bDMARC\b", _DMARC),
         (r"\bSPF\b", _SPF),
         (r"\bDKIM\b", _DKIM),
         (r"not authenticated|unauthenticated|authentication (?:required|failed)", _AUTHENTICATION),
         (
-            r"rate limit|too many (?:messages|connections|recipients)|temporarily deferred"
+            r"rate limit|too many (?:concurrent )?(?:smtp )?(?:messages|connections|recipients)"
+            r"|maximum number of concurrent connections|temporarily deferred"
             r"|sending rate|try again later.*(?:volume|rate)",
             _RATE,
         ),
@@ -124,24 +137,31 @@ def classify_fault(reply: Reply | None) -> tuple[Fault, SenderProblem | None]:
     if reply is None or reply.code < 400:
         return Fault.UNKNOWN, None
     enhanced = reply.enhanced
-    if enhanced is not None and enhanced in _BY_ENHANCED:
-        return Fault.SENDER, _BY_ENHANCED[enhanced]
+    if enhanced is not None:
+        if enhanced in _BY_ENHANCED:
+            return Fault.SENDER, _BY_ENHANCED[enhanced]
+        if enhanced.subject == 7 and 606 <= enhanced.detail <= 649:
+            return Fault.SENDER, _BLOCKLIST  # Microsoft: "banned sending IP" family
+        if enhanced.subject == 1 and enhanced.detail in (7, 8):
+            return Fault.SENDER, _SENDER_ADDRESS  # X.1.7/X.1.8: the *sender's* address
+    text = reply.text
+    unknown_user = reply.code >= 550 and _NO_SUCH_USER.search(text) is not None
     is_policy = enhanced is not None and enhanced.subject == 7
-    if reply.code == 421 or is_policy or enhanced is None:
-        text = reply.text
+    if not unknown_user and (reply.code == 421 or is_policy or enhanced is None):
         for pattern, problem in _BY_WORDS:
             if pattern.search(text):
                 return Fault.SENDER, problem
     if enhanced is not None and enhanced.subject in (1, 2):
         # X.1.x addressing (unknown user, bad mailbox), X.2.x mailbox (full, disabled).
         return Fault.RECIPIENT, None
-    if enhanced is None and reply.code in (550, 551, 553) and _NO_SUCH_USER.search(reply.text):
+    if enhanced is None and unknown_user:
         return Fault.RECIPIENT, None
     return Fault.UNKNOWN, None
 
 
 _NO_SUCH_USER = re.compile(
     r"user unknown|unknown user|no such (?:user|mailbox|recipient)|does not exist"
-    r"|mailbox unavailable|invalid recipient|recipient rejected|address rejected",
+    r"|mailbox unavailable|invalid recipient|recipient rejected|recipient address rejected"
+    r"|mailbox not found|doesn't have an? .{0,40}account|not listed in \w+ directory",
     re.IGNORECASE,
 )

@@ -18,7 +18,17 @@ from pathlib import Path
 
 from core.store import NewRecipient, Status
 
-_ADDRESS_COLUMNS = ("email", "e-mail", "mail", "email address", "courriel", "correo", "adresse")
+_ADDRESS_COLUMNS = (
+    "email",
+    "e-mail",
+    "mail",
+    "email address",
+    "e-mail address",
+    "courriel",
+    "correo",
+    "adresse",
+)
+_DELIMITERS = ",;\t|"
 _UNSAFE = re.compile("[\r\n\0]")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -82,18 +92,29 @@ def read_recipients(path: Path, summary: ImportSummary) -> Iterator[NewRecipient
                 f"{path} is not UTF-8 text: save it as CSV UTF-8 and try again"
             ) from error
         handle.seek(0)
-        try:
-            dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-                sample, delimiters=",;\t|"
-            )
-        except csv.Error:
-            dialect = csv.excel
+        dialect = sniff_dialect(sample)
         try:
             yield from _rows(path, csv.reader(handle, dialect), summary)
         except UnicodeDecodeError as error:
             raise RecipientsError(
                 f"{path} is not UTF-8 text past its start: save it as CSV UTF-8"
             ) from error
+
+
+def sniff_dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
+    """The CSV dialect of a file's start; if the sniffer gives up (it does on CRLF files
+    with quoted delimiters), the delimiter most frequent in the header line."""
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
+    except csv.Error:
+        header = sample.splitlines()[0] if sample else ""
+        delimiter = max(_DELIMITERS, key=header.count)
+
+        class Sniffed(csv.excel):
+            pass
+
+        Sniffed.delimiter = delimiter if header.count(delimiter) else ","
+        return Sniffed
 
 
 def _rows(
@@ -125,7 +146,7 @@ def _rows(
             summary.invalid += 1
             yield NewRecipient(raw, "", fields, Status.INVALID, str(error))
             continue
-        key = address.lower()
+        key = f"{address.rpartition('@')[0].lower()}@{domain}"  # one mailbox, however written
         if key in seen:
             summary.duplicates += 1
             continue

@@ -46,7 +46,8 @@ class RetryPolicy:
 
     def after_failure(self, failures: int, rng: random.Random) -> float:
         """Delay after the ``failures``-th transient failure (1 for the first)."""
-        base: float = min(self.backoff_first * 2.0 ** max(failures - 1, 0), self.backoff_max)
+        doublings = min(max(failures - 1, 0), 32)  # past that it is backoff_max anyway
+        base: float = min(self.backoff_first * 2.0**doublings, self.backoff_max)
         return base * (1.0 + rng.uniform(0.0, self.jitter))
 
     def expired(self, first_attempt_at: float, retry_at: float) -> bool:

@@ -98,7 +98,8 @@ def _split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 
 def new_message_id(sender: str) -> str:
     """A unique Message-ID at the sender's domain (RFC 5322 §3.6.4): 128 random bits."""
-    domain = sender.rpartition("@")[2] or "localhost.invalid"
+    domain = sender.rpartition("@")[2] if "@" in sender else ""
+    domain = domain or "localhost.invalid"
     return f"<{secrets.token_hex(16)}@{domain}>"
 
 
