@@ -252,13 +252,16 @@ class _Driver(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         detail = str(exc) if exc else ""
-        if self.session.phase is Phase.TLS_HANDSHAKE:
-            # asyncio's TLS layer reports a failed handshake here, before start_tls raises.
-            self.session.tls_failed(detail or "the server closed the connection")
-        else:
-            self.session.connection_lost(detail)
-        self.pump()
-        self.finish()
+        try:
+            if self.session.phase is Phase.TLS_HANDSHAKE:
+                # asyncio's TLS layer reports a failed handshake here, before start_tls
+                # raises.
+                self.session.tls_failed(detail or "the server closed the connection")
+            else:
+                self.session.connection_lost(detail)
+            self.pump()
+        finally:
+            self.finish()
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -278,7 +281,13 @@ class _Driver(asyncio.BufferedProtocol):
             # (pause_writing() is called from inside write()); resume_writing() pumps again.
             # Bytes the kernel takes at once never pause us, so we must not stop sooner.
             while transport is not None and not self._paused:
-                data = session.data_to_send(BODY_CHUNK * 4)
+                try:
+                    data = session.data_to_send(BODY_CHUNK * 4)
+                except Exception as error:  # the end-of-data hook could not record
+                    session.abort(f"stopped before the end of data: {error}")
+                    transport.abort()
+                    transport = None
+                    continue
                 if not data:
                     break
                 transport.writelines(data)
@@ -299,8 +308,11 @@ class _Driver(asyncio.BufferedProtocol):
                 self.tls_wanted.set_result(True)
             elif isinstance(event, SessionFailed):
                 self.failure = event
-                self._record(self._unstarted_results(event))
+                self._record(self._unstarted_results(event.detail or event.kind.value))
             elif isinstance(event, Closed):
+                # Transactions still queued when the session quit on its own (a server
+                # that cannot RSET) were never started: they go back to the caller.
+                self._record(self._unstarted_results("the server could not go on"))
                 if transport is not None:
                     transport.close()
                 self.finish()
@@ -343,8 +355,7 @@ class _Driver(asyncio.BufferedProtocol):
             for result in results:
                 self.on_result(result)
 
-    def _unstarted_results(self, failure: SessionFailed) -> list[RecipientResult]:
-        why = failure.detail or failure.kind.value
+    def _unstarted_results(self, why: str) -> list[RecipientResult]:
         results = [
             RecipientResult(txn, index, Outcome.UNATTEMPTED, reason=why)
             for txn in self.session.unstarted()

@@ -68,6 +68,7 @@ class Provider:
     active: int = 0
     paused_until: float = 0.0
     next_send_at: float = 0.0
+    wake_armed: bool = False
 
     def pace(self, now: float) -> float:
         """0 if a message may go now (and it is counted), else the time it may."""
@@ -115,6 +116,7 @@ class Destination:
             and self.active < self.limit
             and self.provider.active < self.provider.limit
             and not self.paused(now)
+            and now >= self.provider.next_send_at  # paced: not before the next slot
         )
 
     def succeeded(self) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.connection import ConnectionConfig, SMTPConnection, Target, Timeouts
-from core.destinations import Destination, Destinations
+from core.destinations import Destination, Destinations, Provider
 from core.dns import MXResolver, Route, RouteFailure
 from core.events import (
     AttemptFinished,
@@ -47,7 +47,14 @@ from core.smtp import (
     TLSPolicy,
     Transaction,
 )
-from core.store import AttemptLog, CampaignStore, RecipientState, RecipientUpdate, Status
+from core.store import (
+    AttemptLog,
+    CampaignStore,
+    RecipientState,
+    RecipientUpdate,
+    Status,
+    StoreError,
+)
 from core.template import MessageTemplate, date_header, new_message_id
 
 log = logging.getLogger(__name__)
@@ -173,12 +180,17 @@ class Engine:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._sent_times: list[float] = []
         self._counts: dict[Status, int] = {}
+        self._failure: StoreError | None = None
 
     # ---- control ------------------------------------------------------------------------
 
     async def run(self) -> RunSummary:
+        """Run to the end. Raises :class:`StoreError` if progress could not be saved:
+        sending stops at once then, since sending without recording could send twice."""
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        if self._stopping:  # stopped before it started
+            self._done.set_result(None)
         now = self.clock()
         self._counts = self.store.counts()
         for state in self.store.pending():
@@ -195,6 +207,8 @@ class Engine:
             await self._done
         finally:
             await self._wind_down()
+        if self._failure is not None:
+            raise self._failure
         counts = {status: n for status, n in self.store.counts().items() if n}
         return RunSummary(counts, self._stopping)
 
@@ -214,6 +228,28 @@ class Engine:
         self.events.publish(CampaignLog("stopping: finishing messages in flight"))
         if self._done is not None and not self._done.done() and not self._tasks:
             self._done.set_result(None)
+
+    def abort(self) -> None:
+        """Stop now: connections are cut (their recipients settled honestly: not sent,
+        or possibly delivered when the end of data was out) and ``run`` ends."""
+        self.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _fail_run(self, error: StoreError) -> None:
+        """Progress cannot be saved: stop sending now and let ``run`` raise."""
+        if self._failure is None:
+            self._failure = error
+            self.events.publish(CampaignLog(f"sending stopped: {error}"))
+        self.stop()
+
+    def _record(self, update: RecipientUpdate) -> None:
+        if self._failure is not None:
+            return  # the store refuses writes now; run() reports why
+        try:
+            self.store.record(update)
+        except StoreError as error:
+            self._fail_run(error)
 
     # ---- scheduling ---------------------------------------------------------------------
 
@@ -275,6 +311,12 @@ class Engine:
             destination.provider.active += 1
             self._active += 1
             self._spawn(self._connect(destination))
+
+    def _wake(self, provider: Provider) -> None:
+        provider.wake_armed = False
+        for destination in self.destinations:
+            if destination.provider is provider:
+                self._kick(destination)
 
     def _kick_all(self) -> None:
         for destination in self.destinations:
@@ -381,8 +423,14 @@ class Engine:
     # ---- results --------------------------------------------------------------------------
 
     def _on_end_of_data(self, transactions: list[Transaction]) -> None:
+        """Record "possibly delivered" before the marker goes out; if that cannot be
+        saved, raise: the connection is cut and the marker is never written."""
         ids = [txn.tag.id for txn in transactions if isinstance(txn.tag, Job)]
-        self.store.mark_end_of_data(ids, self.clock())
+        try:
+            self.store.mark_end_of_data(ids, self.clock())
+        except StoreError as error:
+            self._fail_run(error)
+            raise
 
     def on_result(self, result: RecipientResult) -> None:
         """What a connection decided for one recipient (never ``unattempted`` here)."""
@@ -441,6 +489,9 @@ class Engine:
             self.events.publish(
                 DestinationPaused(destination.key, destination.provider.name, problem.kind, until)
             )
+            for other in self.destinations:
+                if other.provider is destination.provider:
+                    self._hold(other)
         job.failures += 1
         self._retry_later(job, until - now, "sender problem", result, fault=Fault.SENDER)
 
@@ -487,7 +538,7 @@ class Engine:
         self._move(job, Status.DEFERRED if job.attempts else Status.QUEUED)
         job.next_attempt_at = until
         if record:
-            self.store.record(self._update(job, job.status, reason, until, result, fault))
+            self._record(self._update(job, job.status, reason, until, result, fault))
         self.events.publish(RecipientWaiting(job.id, reason, until))
         self._wait(job, until)
 
@@ -502,7 +553,7 @@ class Engine:
     ) -> None:
         self._move(job, status)
         self._unfinished -= 1
-        self.store.record(self._update(job, status, "", None, result, fault, text=text))
+        self._record(self._update(job, status, "", None, result, fault, text=text))
         if self._unfinished == 0:
             self._flush()
             if self._done is not None and not self._done.done():
@@ -596,7 +647,14 @@ class Engine:
 
     def _flush(self) -> None:
         """Commit what is queued, then announce the final statuses it made durable."""
-        for update in self.store.flush():
+        if self._failure is not None:
+            return
+        try:
+            updates = self.store.flush()
+        except StoreError as error:
+            self._fail_run(error)
+            return
+        for update in updates:
             if update.status.final:
                 self.events.publish(
                     RecipientFinal(
@@ -633,9 +691,11 @@ class Engine:
             self._hold(destination)  # e.g. a sender problem reported on another connection
             return None
         if destination.queue and (later := destination.provider.pace(now)):
-            # Paced: this connection ends; the destination is woken when a send is due.
-            loop = asyncio.get_running_loop()
-            loop.call_later(later - now, self._kick, destination)
+            # Paced: this connection ends; the provider is woken when a send is due.
+            provider = destination.provider
+            if not provider.wake_armed:
+                provider.wake_armed = True
+                asyncio.get_running_loop().call_later(later - now, self._wake, provider)
             return None
         while destination.queue and not self._stopping:
             job = destination.queue.popleft()

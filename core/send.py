@@ -84,7 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, metavar="SECONDS", help="cap on every network timeout"
     )
     parser.add_argument(
-        "--rate", type=float, metavar="PER_MINUTE",
+        "--rate",
+        type=float,
+        metavar="PER_MINUTE",
         help="messages per minute per mailbox provider (default: no pacing)",
     )
     parser.add_argument("--starttls", choices=sorted(_STARTTLS), default="opportunistic")
@@ -105,7 +107,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"mxmailer send: {error}", file=sys.stderr)
         return EXIT_USAGE
     with inputs.store as store:
-        interrupted = asyncio.run(_run_engine(store, inputs, args.progress))
+        try:
+            interrupted = asyncio.run(_run_engine(store, inputs, args.progress))
+        except StoreError as error:
+            print(
+                f"mxmailer send: sending stopped, because progress could not be saved: {error}",
+                file=sys.stderr,
+            )
+            return EXIT_UNDELIVERED
         if args.report is not None:
             rows = store.export_report(args.report)
             print(f"report: {rows} rows written to {args.report}", file=sys.stderr)
@@ -128,9 +137,13 @@ async def _run_engine(store: CampaignStore, inputs: _Inputs, progress: str | Non
 
     def on_interrupt() -> None:
         nonlocal interrupted
-        if interrupted:  # a second Ctrl-C: stop waiting for transactions in flight
-            raise KeyboardInterrupt
+        if interrupted:  # a second Ctrl-C: cut the connections, settle who was in flight
+            engine.abort()
+            return
         interrupted = True
+        print(
+            "\nstopping: finishing messages in flight (Ctrl-C again to cut them)", file=sys.stderr
+        )
         engine.stop()
 
     loop.add_signal_handler(signal.SIGINT, on_interrupt)
@@ -162,8 +175,29 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
                 "interruption are not sent again (reported as such)",
                 file=sys.stderr,
             )
-        settings = store.settings
-        config = _engine_config(args, str(settings.get("helo", "")), store.sender)
+        ignored = [
+            flag
+            for flag, value in (
+                ("--recipients", args.recipients),
+                ("--message", args.message),
+                ("--sender", args.sender),
+            )
+            if value is not None
+        ]
+        if ignored:
+            print(
+                f"resuming {args.state}: {', '.join(ignored)} ignored (the campaign file "
+                "holds them)",
+                file=sys.stderr,
+            )
+        try:
+            helo = args.helo or str(store.settings.get("helo", ""))
+            config = _engine_config(args, helo, store.sender)
+            if args.helo:
+                store.set_settings({**store.settings, "helo": config.helo})
+        except (UsageError, StoreError):
+            store.close()
+            raise
         return _Inputs(store, config, sum(store.counts().values()))
     missing = [
         flag
@@ -181,20 +215,39 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     config = _engine_config(args, helo, sender)
     message = _read_message(args.message, args.recipients)
     path = args.state or _temporary_state()
-    store = CampaignStore.create(path, sender=sender, message=message, settings={"helo": helo})
     summary = ImportSummary()
-    try:
-        store.add_recipients(read_recipients(args.recipients, summary))
-    except RecipientsError:
-        store.close()
-        path.unlink(missing_ok=True)
-        raise
+    _import(path, sender, message, helo, args.recipients, summary)
+    store, _ = CampaignStore.open(path)
     print(
         f"imported {summary.rows} rows: {summary.valid} valid, {summary.invalid} invalid, "
         f"{summary.duplicates} duplicates dropped",
         file=sys.stderr,
     )
     return _Inputs(store, config, summary.valid + summary.invalid)
+
+
+def _import(
+    path: Path, sender: str, message: bytes, helo: str, recipients: Path, summary: ImportSummary
+) -> None:
+    """Build the campaign file under a temporary name and give it its name only once the
+    import is complete: an interrupted import must not look like a campaign to resume."""
+    partial = path.with_name(path.name + ".importing")
+    for leftover in (partial, *_sqlite_companions(partial)):
+        leftover.unlink(missing_ok=True)
+    try:
+        with CampaignStore.create(
+            partial, sender=sender, message=message, settings={"helo": helo}
+        ) as store:
+            store.add_recipients(read_recipients(recipients, summary))
+        partial.replace(path)
+    except BaseException:
+        for leftover in (partial, *_sqlite_companions(partial)):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
+def _sqlite_companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
 def _check_sender(sender: str) -> str:

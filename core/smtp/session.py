@@ -177,9 +177,10 @@ Event = Ready | StartTLS | TransactionDone | SessionFailed | Closed
 #: ("C", command bytes), ("S", Reply), ("B", body size), ("E", text).
 Trace = Callable[[tuple[str, object]], None]
 
-#: Called by ``data_to_send()`` with the transactions whose end-of-data marker it is about
-#: to hand out, before it returns them: the one moment to record "possibly delivered from
-#: here on" durably before the server can act on the marker.
+#: Called by ``data_to_send()`` with the transaction whose end-of-data marker it is about
+#: to hand out, before it counts as sent: the one moment to record "possibly delivered
+#: from here on" durably before the server can act on the marker. If the hook raises, the
+#: marker is not handed out and the exception propagates to the driver, which aborts.
 EndOfDataHook = Callable[[list["Transaction"]], None]
 
 
@@ -289,18 +290,19 @@ class ClientSession:
         Commands handed out here count as sent: their replies may now arrive.
         """
         out: list[bytes] = []
-        ends: list[Transaction] = []
         size = 0
         queue = self._out
         while queue and size < limit:
             payload, answers, end_of = queue[0]
             if isinstance(payload, bytes):
+                if end_of is not None and self._end_of_data_hook is not None:
+                    # Before the marker counts as sent: if the hook raises (the record
+                    # cannot be saved), the marker stays unsent and the caller must abort.
+                    self._end_of_data_hook([end_of])
                 queue.popleft()
                 out.append(payload)
                 size += len(payload)
                 self._sent += answers
-                if end_of is not None:
-                    ends.append(end_of)
                 continue
             try:
                 chunk = next(payload, None)
@@ -313,8 +315,6 @@ class ClientSession:
                 continue
             out.append(chunk)
             size += len(chunk)
-        if ends and self._end_of_data_hook is not None:
-            self._end_of_data_hook(ends)
         return out
 
     def next_event(self) -> Event | None:

@@ -25,10 +25,10 @@ from core.events import (
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.lab import Act, Behaviour, Fault, Hostile, Stage
+from core.lab import Act, Behaviour, Fault, Hostile, Stage, unknown_users
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
-from core.store import CampaignStore, NewRecipient, Status
+from core.store import CampaignStore, NewRecipient, Status, StoreError
 
 E = TypeVar("E")
 SENDER = "news@sender.test"
@@ -282,8 +282,10 @@ async def test_pacing_spaces_the_messages_of_a_provider(tmp_path: Path) -> None:
         started = time.monotonic()
         counts, _ = await run(world, store, paced)
         elapsed = time.monotonic() - started
+        connections = world.server("mx.plain.test").stats.connections
     assert counts == {Status.DELIVERED: 4}
     assert elapsed >= 1.5  # three gaps of 0.5 s between four messages
+    assert connections <= 2 * 4  # a slot opens at most its share: no storm while waiting
     store.close()
 
 
@@ -315,3 +317,87 @@ async def test_pause_resume_and_stop(tmp_path: Path) -> None:
     assert summary.counts[Status.DELIVERED] == stopped_at
     assert summary.counts[Status.QUEUED] == 40 - stopped_at
     store.close()
+
+
+async def test_a_server_that_cannot_rset_loses_no_one(tmp_path: Path) -> None:
+    behaviour = Behaviour(
+        hostname="mx.norset.test",
+        faults=(
+            unknown_users("bad@norset.test"),
+            Fault(Stage.RSET, 502, "5.5.2 RSET not implemented"),
+        ),
+    )
+    world = LabWorld().host("mx.norset.test", behaviour)
+    world.domain("norset.test", "mx.norset.test")
+    addresses = [f"u{n}@norset.test" for n in range(3)] + ["bad@norset.test"]
+    addresses += [f"v{n}@norset.test" for n in range(3)]
+    async with world:
+        store = campaign(tmp_path, addresses)
+        counts, _ = await run(world, store, config(world))
+        received = Counter(world.delivered_to())
+    assert counts == {Status.DELIVERED: 6, Status.BOUNCED: 1}
+    assert set(received.values()) == {1} and len(received) == 6
+    store.close()
+
+
+async def test_a_provider_pause_strands_no_other_destination(tmp_path: Path) -> None:
+    blocked = Fault(Stage.RCPT, 554, "5.7.1 Client host blocked using zen.spamhaus.org")
+    world = LabWorld()
+    world.host("mx1.p.test", Behaviour(hostname="mx1.p.test", faults=(blocked,)))
+    world.host("mx2.p.test")
+    world.domain("a.test", "mx1.p.test").domain("b.test", "mx2.p.test")
+    async with world:
+        store = campaign(tmp_path, ["x@a.test"] + [f"y{n}@b.test" for n in range(6)])
+        cfg = dataclasses.replace(config(world, backoff=0.5, lifetime=0.2), per_destination=1)
+        counts, _ = await run(world, store, cfg)
+    assert counts == {Status.EXPIRED: 1, Status.DELIVERED: 6}
+    store.close()
+
+
+async def test_stop_before_run_ends_at_once(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, ["a@plain.test"])
+        engine = Engine(store, config(world), EventBus())
+        engine.stop()
+        summary = await asyncio.wait_for(engine.run(), 5)
+        sent = len(world.messages())
+    assert summary.stopped and summary.counts == {Status.QUEUED: 1} and sent == 0
+    store.close()
+
+
+async def test_when_progress_cannot_be_saved_sending_stops_and_nothing_goes_unrecorded(
+    tmp_path: Path,
+) -> None:
+    slow = Behaviour(
+        hostname="mx.slow.test",
+        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
+        drip_interval=0.003,
+    )
+    world = LabWorld().host("mx.slow.test", slow)
+    world.domain("slow.test", "mx.slow.test")
+    addresses = [f"u{n}@slow.test" for n in range(40)]
+    async with world:
+        server = world.server("mx.slow.test")
+        store = campaign(tmp_path, addresses)
+        engine = Engine(store, config(world), EventBus(), rng=random.Random(2))
+        running = asyncio.ensure_future(engine.run())
+        await server.wait_for(lambda: server.stats.messages >= 8, 20)
+        # The file turns read-only under the running engine, as a full disk would make it.
+        connection = store._connection
+        assert connection is not None
+        connection.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreError):
+            await asyncio.wait_for(running, 30)
+        received = set(world.delivered_to())
+    assert 8 <= len(received) < len(addresses)
+    store.close()
+    reopened, recovery = CampaignStore.open(tmp_path / "campaign.mxm")
+    with reopened:
+        by_email = {reopened.get(n).email: reopened.get(n) for n in range(1, 41)}
+    for address in received:  # everything that went out is on record
+        assert by_email[address].status in (Status.DELIVERED, Status.AMBIGUOUS)
+    unsent = [a for a in addresses if a not in received]
+    assert all(by_email[a].status is Status.QUEUED for a in unsent)
+    assert recovery.ambiguous == sum(
+        state.status is Status.AMBIGUOUS for state in by_email.values()
+    )
