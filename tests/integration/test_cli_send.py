@@ -342,3 +342,80 @@ async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> 
         lab.send_signal(signal.SIGINT)
         await asyncio.wait_for(lab.wait(), 20)
     assert lab.returncode == 0
+
+
+async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> None:
+    recipients = tmp_path / "r.csv"
+    lines = [f"u{n}@plain.test,n{n}\n".encode() for n in range(5000)]
+    recipients.write_bytes(b"email,name\n" + b"".join(lines) + b"bad\xff@plain.test,x\n")
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    state = tmp_path / "campaign.mxm"
+    send = [
+        "send",
+        "--recipients",
+        recipients,
+        "--message",
+        message,
+        "--sender",
+        "news@sender.test",
+    ]
+    async with sandbox_world() as world:
+        code, _, err = await mxmailer(*send, *lab_args(world, state))
+        assert code == 2 and "not UTF-8" in err  # found past the rows already imported
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.eml", "r.csv"]
+        recipients.write_bytes(b"email,name\n" + b"".join(lines[:12]))  # fixed by the user
+        code, _, err = await mxmailer(*send, *lab_args(world, state))
+        sent = len(world.messages())
+    assert code == 0, err
+    assert sent == 12
+
+
+async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Path) -> None:
+    silent = Behaviour(hostname="mx.slow.test", hostile=(Hostile(Stage.END_OF_DATA, Act.SILENCE),))
+    world = LabWorld().host("mx.slow.test", silent)
+    world.domain("slow.test", "mx.slow.test")
+    recipients = write_csv(tmp_path / "r.csv", [f"u{n}@slow.test" for n in range(5)])
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    report = tmp_path / "report.csv"
+    async with world:
+        server = world.server("mx.slow.test")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "core.cli",
+            "send",
+            "--recipients",
+            str(recipients),
+            "--message",
+            str(message),
+            "--sender",
+            "news@sender.test",
+            "--report",
+            str(report),
+            "--nameserver",
+            world.nameserver,
+            "--port",
+            str(world.port),
+            "--state",
+            str(tmp_path / "c.mxm"),
+            "--progress",
+            "none",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        await server.wait_for(lambda: server.stats.unanswered >= 1, 20)
+        process.send_signal(signal.SIGINT)  # waits for the end-of-data reply: never comes
+        assert process.stderr is not None
+        said = b""
+        while b"stopping" not in said:  # the first Ctrl-C was taken
+            said = await asyncio.wait_for(process.stderr.readline(), 10)
+            assert said, "mxmailer ended before saying it was stopping"
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 130, err.decode()
+    statuses = {row["email"]: (row["status"], row["detail"]) for row in read_report(report)}
+    possibly = [email for email, (_, detail) in statuses.items() if "possibly" in detail]
+    assert possibly  # the one whose end of data was out: reported, not resent later
