@@ -11,15 +11,14 @@ loopback and never connects anywhere.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from types import TracebackType
 from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from core.lab.behaviour import DEFAULT_SIZE_LIMIT
 from core.lab.loopback import EPHEMERAL_PORT, LISTEN_BACKLOG, require_loopback
-from core.lab.records import ConnectionRecord, LabStats, ReceivedMessage, Recorder
+from core.lab.records import ConnectionRecord, ReceivedMessage, Recorder
+from core.lab.service import RecordingService
 from core.lab.tls import LabTLS, default_tls
 
 #: Seconds aiosmtpd waits for a silent client before it hangs up (its own idle timeout).
@@ -92,7 +91,7 @@ class _RecordingSMTP(SMTP):
         return self._handler_coroutine
 
 
-class AiosmtpdServer:
+class AiosmtpdServer(RecordingService):
     """aiosmtpd on loopback. ``async with AiosmtpdServer(tls=...) as server: ...``
 
     ``tls`` offers STARTTLS with that certificate (``starttls=True`` uses the process-wide
@@ -168,45 +167,3 @@ class AiosmtpdServer:
         if server is not None:
             await server.wait_closed()
         await asyncio.sleep(0)  # let the aborted transports release their sockets
-
-    async def __aenter__(self) -> AiosmtpdServer:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the server has not started")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
-
-    @property
-    def messages(self) -> list[ReceivedMessage]:
-        return self.recorder.messages
-
-    @property
-    def connections(self) -> list[ConnectionRecord]:
-        return self.recorder.connections
-
-    @property
-    def stats(self) -> LabStats:
-        return self.recorder.stats
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        await self.recorder.wait_for(predicate, timeout)
-
-    async def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
-        return await self.recorder.wait_for_messages(count, timeout)
-
-    async def wait_until_idle(self, timeout: float = 5.0) -> None:
-        await self.recorder.wait_until_idle(timeout)

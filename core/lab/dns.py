@@ -20,7 +20,6 @@ import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import cast
 
 import dns.exception
@@ -36,6 +35,7 @@ import dns.rdtypes.ANY.TXT
 import dns.rrset
 
 from core.lab.loopback import EPHEMERAL_PORT, LISTEN_BACKLOG, require_loopback
+from core.lab.service import Connections, LoopbackService, close_connections
 
 #: The zone every lab name lives in: RFC 2606 reserves ``.test``, nothing real is there.
 LAB_ORIGIN = "test"
@@ -338,7 +338,7 @@ class _UDP(asyncio.DatagramProtocol):
         self._transport = None
 
 
-class LabDNS:
+class LabDNS(LoopbackService):
     """A lab DNS server. ``async with LabDNS(zone) as server: ... server.nameserver``
 
     UDP and TCP listen on the same port, as resolvers expect of a nameserver.
@@ -353,7 +353,7 @@ class LabDNS:
         self._tcp: asyncio.Server | None = None
         self._port: int | None = None
         self._stopping = False
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._connections: Connections = {}
         self._changed: asyncio.Event | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -390,40 +390,7 @@ class LabDNS:
         server, self._tcp = self._tcp, None
         if server is not None:
             server.close()
-        connections = list(self._connections.items())
-        for task, _ in connections:
-            task.cancel()
-        await asyncio.gather(*(task for task, _ in connections), return_exceptions=True)
-        for _, writer in connections:  # a task cancelled before it ran never closed its stream
-            if not writer.transport.is_closing():
-                writer.transport.abort()
-        if server is not None:
-            await server.wait_closed()
-        await asyncio.sleep(0)  # let the closed transports release their sockets
-
-    async def __aenter__(self) -> LabDNS:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    # ---- where it is, what it saw --------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the DNS server has not started")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)``, as ``MXResolver(nameservers=[...])`` takes it."""
-        return self.host, self.port
+        await close_connections(self._connections, server)
 
     @property
     def nameserver(self) -> str:

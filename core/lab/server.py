@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 from core.lab.behaviour import Behaviour, TLSMode
 from core.lab.conversation import Conversation, ServerState
 from core.lab.loopback import EPHEMERAL_PORT, LISTEN_BACKLOG, require_loopback
-from core.lab.records import ConnectionRecord, LabStats, ReceivedMessage, Recorder
+from core.lab.records import ReceivedMessage, Recorder
+from core.lab.service import Connections, RecordingService, close_connections
 from core.lab.tls import LabTLS, default_tls
 
 
-class LabServer:
+class LabServer(RecordingService):
     """A lab SMTP server. ``async with LabServer(Behaviour(...)) as server: ...``
 
     ``tls`` is the certificate for STARTTLS (the process-wide lab one by default, made only
@@ -51,7 +51,7 @@ class LabServer:
         self._server: asyncio.Server | None = None
         self._port: int | None = None
         # Each connection's task and stream, so that stop() can end both.
-        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._connections: Connections = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -71,27 +71,12 @@ class LabServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        connections = list(self._connections.items())
-        for task, _ in connections:
-            task.cancel()
-        await asyncio.gather(*(task for task, _ in connections), return_exceptions=True)
-        for _, writer in connections:  # a task cancelled before it ran never closed its stream
-            if not writer.transport.is_closing():
-                writer.transport.abort()
-        if server is not None:
-            await server.wait_closed()
-        await asyncio.sleep(0)  # let the aborted transports release their sockets
+        await close_connections(self._connections, server)
 
-    async def __aenter__(self) -> LabServer:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
+    @property
+    def unanswered(self) -> list[ReceivedMessage]:
+        """Messages received whole whose end of data was never answered."""
+        return self.recorder.unanswered
 
     def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain callback (not a coroutine) so that the task is known from its first moment.
@@ -112,40 +97,3 @@ class LabServer:
             await Conversation(self._state, reader, writer, record).run()
         finally:
             self.recorder.connection_closed(record)
-
-    # ---- where it is, what it saw --------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the server has not started")
-        return self._port
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
-
-    @property
-    def messages(self) -> list[ReceivedMessage]:
-        return self.recorder.messages
-
-    @property
-    def unanswered(self) -> list[ReceivedMessage]:
-        return self.recorder.unanswered
-
-    @property
-    def connections(self) -> list[ConnectionRecord]:
-        return self.recorder.connections
-
-    @property
-    def stats(self) -> LabStats:
-        return self.recorder.stats
-
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        await self.recorder.wait_for(predicate, timeout)
-
-    async def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
-        return await self.recorder.wait_for_messages(count, timeout)
-
-    async def wait_until_idle(self, timeout: float = 5.0) -> None:
-        await self.recorder.wait_until_idle(timeout)
