@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.connection import ConnectionConfig, Target, Timeouts
-from core.lab import LabServer
+from core.lab import Act, Behaviour, Hostile, LabServer, Stage
 from core.lab.aiosmtpd_server import AiosmtpdServer
+from core.lab.world import LabWorld
 from core.smtp import Body, Outcome, RecipientResult, SessionConfig, TLSPolicy, Transaction
 
 SENDER = "news@sender.test"
@@ -42,3 +43,16 @@ def target(server: LabServer | AiosmtpdServer) -> Target:
 
 def outcomes(results: Iterable[RecipientResult]) -> list[Outcome]:
     return [result.outcome for result in results]
+
+
+def slow_world(act: Act = Act.DRIP, drip_interval: float = 0.003) -> LabWorld:
+    """``slow.test``, whose one MX answers each end of data slowly (``Act.DRIP``) or never
+    (``Act.SILENCE``): a run lasts long enough to be interrupted mid-way, and sometimes
+    between an end of data and its reply."""
+    behaviour = Behaviour(
+        hostname="mx.slow.test",
+        hostile=(Hostile(Stage.END_OF_DATA, act),),
+        drip_interval=drip_interval,
+    )
+    world = LabWorld().host("mx.slow.test", behaviour)
+    return world.domain("slow.test", "mx.slow.test")

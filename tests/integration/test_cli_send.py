@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.lab import Act, Behaviour, Hostile, Stage
+from core.lab import Act
 from core.lab.world import LabWorld, sandbox_world
+from tests.integration.support import slow_world
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -178,13 +179,7 @@ async def test_usage_errors_exit_2_and_send_nothing(
 async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path: Path) -> None:
     # Every end-of-data reply drips out slowly, so a kill lands mid-run and sometimes
     # between the end of data and its reply: the ambiguous window.
-    slow = Behaviour(
-        hostname="mx.slow.test",
-        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
-        drip_interval=0.003,
-    )
-    world = LabWorld().host("mx.slow.test", slow)
-    world.domain("slow.test", "mx.slow.test")
+    world = slow_world()
     addresses = [f"u{n}@slow.test" for n in range(150)]
     recipients = write_csv(tmp_path / "r.csv", addresses)
     message = tmp_path / "m.eml"
@@ -243,13 +238,7 @@ async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path:
 async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
     tmp_path: Path,
 ) -> None:
-    slow = Behaviour(
-        hostname="mx.slow.test",
-        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
-        drip_interval=0.003,
-    )
-    world = LabWorld().host("mx.slow.test", slow)
-    world.domain("slow.test", "mx.slow.test")
+    world = slow_world()
     addresses = [f"u{n}@slow.test" for n in range(60)]
     recipients = write_csv(tmp_path / "r.csv", addresses)
     message = tmp_path / "m.eml"
@@ -372,9 +361,7 @@ async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> N
 
 
 async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Path) -> None:
-    silent = Behaviour(hostname="mx.slow.test", hostile=(Hostile(Stage.END_OF_DATA, Act.SILENCE),))
-    world = LabWorld().host("mx.slow.test", silent)
-    world.domain("slow.test", "mx.slow.test")
+    world = slow_world(Act.SILENCE)
     recipients = write_csv(tmp_path / "r.csv", [f"u{n}@slow.test" for n in range(5)])
     message = tmp_path / "m.eml"
     message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")

@@ -25,10 +25,11 @@ from core.events import (
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.lab import Act, Behaviour, Fault, Hostile, Stage, unknown_users
+from core.lab import Behaviour, Fault, Stage, unknown_users
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
 from core.store import CampaignStore, NewRecipient, Status, StoreError
+from tests.integration.support import slow_world
 
 E = TypeVar("E")
 SENDER = "news@sender.test"
@@ -290,13 +291,7 @@ async def test_pacing_spaces_the_messages_of_a_provider(tmp_path: Path) -> None:
 
 
 async def test_pause_resume_and_stop(tmp_path: Path) -> None:
-    slow = Behaviour(
-        hostname="mx.slow.test",
-        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
-        drip_interval=0.003,
-    )
-    world = LabWorld().host("mx.slow.test", slow)
-    world.domain("slow.test", "mx.slow.test")
+    world = slow_world()
     async with world:
         server = world.server("mx.slow.test")
         store = campaign(tmp_path, [f"u{n}@slow.test" for n in range(40)])
@@ -368,13 +363,7 @@ async def test_stop_before_run_ends_at_once(tmp_path: Path) -> None:
 async def test_when_progress_cannot_be_saved_sending_stops_and_nothing_goes_unrecorded(
     tmp_path: Path,
 ) -> None:
-    slow = Behaviour(
-        hostname="mx.slow.test",
-        hostile=(Hostile(Stage.END_OF_DATA, Act.DRIP),),
-        drip_interval=0.003,
-    )
-    world = LabWorld().host("mx.slow.test", slow)
-    world.domain("slow.test", "mx.slow.test")
+    world = slow_world()
     addresses = [f"u{n}@slow.test" for n in range(40)]
     async with world:
         server = world.server("mx.slow.test")
