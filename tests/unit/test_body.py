@@ -231,3 +231,12 @@ def test_streamed_chunks_that_encode_to_nothing_are_not_yielded() -> None:
     parts = list(body.stream())
     assert all(parts)
     assert b"".join(parts) == b"a\r\nb\r\n"
+
+
+def test_a_long_line_in_a_body_over_a_megabyte_is_found_too() -> None:
+    lines = b"x" * 76 + b"\r\n"
+    big = lines * 20_000  # 1.5 MB: past the size where lines are split to be measured
+    assert encode_body(big) == big
+    with pytest.raises(BodyLineTooLongError) as error:
+        encode_body(big + b"y" * 1200 + b"\r\n" + lines)
+    assert (error.value.line_number, error.value.length) == (20_001, 1200)
