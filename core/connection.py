@@ -43,7 +43,6 @@ from core.smtp import (
 )
 from core.smtp.extensions import NO_EXTENSIONS
 from core.smtp.limits import BODY_CHUNK
-from core.smtp.session import EndOfDataHook
 
 _READ_BUFFER = 64 * 1024
 _TRANSCRIPT_ENTRIES = 5000
@@ -193,6 +192,10 @@ class ConnectionReport:
 ResultCallback = Callable[[RecipientResult], None]
 #: Told the session's phase whenever it changes (for a live per-recipient display).
 PhaseCallback = Callable[[Phase], None]
+#: Asked before an end-of-data marker goes out (see ``core.smtp.session.EndOfDataHook``):
+#: True to send it now; False to hold it, in which case the gate calls ``resume`` once
+#: the record is made (so that one commit can cover the markers of many connections).
+EndOfDataGate = Callable[[Transaction, Callable[[], None]], bool]
 
 
 class _Driver(asyncio.BufferedProtocol):
@@ -203,10 +206,11 @@ class _Driver(asyncio.BufferedProtocol):
         config: ConnectionConfig,
         source: TransactionSource,
         on_result: ResultCallback | None,
-        on_end_of_data: EndOfDataHook | None = None,
+        on_end_of_data: EndOfDataGate | None = None,
         on_phase: PhaseCallback | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
+        self._gate = on_end_of_data
         self.config = config
         self.source = source
         self.on_result = on_result
@@ -214,7 +218,9 @@ class _Driver(asyncio.BufferedProtocol):
         self._shown_phase: Phase | None = None
         self.transcript = Transcript()
         self.session = ClientSession(
-            config.session, trace=self.transcript.entries.append, on_end_of_data=on_end_of_data
+            config.session,
+            trace=self.transcript.entries.append,
+            on_end_of_data=self._end_of_data if on_end_of_data else None,
         )
         self.results: list[RecipientResult] = []
         self.failure: SessionFailed | None = None
@@ -230,6 +236,10 @@ class _Driver(asyncio.BufferedProtocol):
         self._timed_phase: Phase | None = None
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+
+    def _end_of_data(self, transaction: Transaction) -> bool:
+        assert self._gate is not None
+        return self._gate(transaction, self.pump)
 
     # ---- transport callbacks ----------------------------------------------------------
 
@@ -434,7 +444,7 @@ class SMTPConnection:
         source: TransactionSource,
         on_result: ResultCallback | None = None,
         *,
-        on_end_of_data: EndOfDataHook | None = None,
+        on_end_of_data: EndOfDataGate | None = None,
         on_phase: PhaseCallback | None = None,
     ) -> None:
         self.target = target

@@ -181,6 +181,9 @@ class Engine:
         self._sent_times: list[float] = []
         self._counts: dict[Status, int] = {}
         self._failure: StoreError | None = None
+        self._to_mark: list[int] = []  # end-of-data marks waiting for this turn's commit
+        self._resumes: list[Callable[[], None]] = []
+        self._marked: set[int] = set()  # committed, marker not yet handed out
 
     # ---- control ------------------------------------------------------------------------
 
@@ -422,15 +425,37 @@ class Engine:
 
     # ---- results --------------------------------------------------------------------------
 
-    def _on_end_of_data(self, transactions: list[Transaction]) -> None:
-        """Record "possibly delivered" before the marker goes out; if that cannot be
-        saved, raise: the connection is cut and the marker is never written."""
-        ids = [txn.tag.id for txn in transactions if isinstance(txn.tag, Job)]
+    def _on_end_of_data(self, transaction: Transaction, resume: Callable[[], None]) -> bool:
+        """Record "possibly delivered" before the marker goes out (group commit).
+
+        The first ask holds the marker and queues the job; one commit at the end of this
+        loop turn covers every connection that asked meanwhile, then resumes them, and the
+        second ask lets the marker go. If the record cannot be saved, raise: the
+        connection is cut and its marker is never written.
+        """
+        if self._failure is not None:
+            raise self._failure
+        job = transaction.tag
+        assert isinstance(job, Job)
+        if job.id in self._marked:
+            self._marked.discard(job.id)
+            return True
+        self._to_mark.append(job.id)
+        self._resumes.append(resume)
+        if len(self._to_mark) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_marks)
+        return False
+
+    def _commit_marks(self) -> None:
+        ids, self._to_mark = self._to_mark, []
+        resumes, self._resumes = self._resumes, []
         try:
             self.store.mark_end_of_data(ids, self.clock())
+            self._marked.update(ids)
         except StoreError as error:
             self._fail_run(error)
-            raise
+        for resume in resumes:
+            resume()
 
     def on_result(self, result: RecipientResult) -> None:
         """What a connection decided for one recipient (never ``unattempted`` here)."""

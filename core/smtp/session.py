@@ -178,10 +178,13 @@ Event = Ready | StartTLS | TransactionDone | SessionFailed | Closed
 Trace = Callable[[tuple[str, object]], None]
 
 #: Called by ``data_to_send()`` with the transaction whose end-of-data marker it is about
-#: to hand out, before it counts as sent: the one moment to record "possibly delivered
-#: from here on" durably before the server can act on the marker. If the hook raises, the
-#: marker is not handed out and the exception propagates to the driver, which aborts.
-EndOfDataHook = Callable[[list["Transaction"]], None]
+#: to hand out (with a body under ``BODY_CHUNK``: whose body and marker), before they
+#: count as sent: the one moment to record "possibly delivered from here on" durably
+#: before the server can act on the marker. True: hand it out now.
+#: False: hold it (``data_to_send()`` stops there; call it again once the record is made,
+#: which lets a caller commit the marks of many connections at once). If the hook raises,
+#: the marker is not handed out and the exception propagates to the driver, which aborts.
+EndOfDataHook = Callable[["Transaction"], bool]
 
 
 @dataclass(slots=True, eq=False)  # compared and hashed by identity
@@ -295,10 +298,12 @@ class ClientSession:
         while queue and size < limit:
             payload, answers, end_of = queue[0]
             if isinstance(payload, bytes):
-                if end_of is not None and self._end_of_data_hook is not None:
-                    # Before the marker counts as sent: if the hook raises (the record
-                    # cannot be saved), the marker stays unsent and the caller must abort.
-                    self._end_of_data_hook([end_of])
+                if (
+                    end_of is not None
+                    and self._end_of_data_hook is not None
+                    and not self._end_of_data_hook(end_of)
+                ):
+                    break  # held until the record is made: the caller asks again
                 queue.popleft()
                 out.append(payload)
                 size += len(payload)
@@ -510,12 +515,15 @@ class ClientSession:
         body = flight.txn.body
         if self._trace:
             self._trace(("B", body.size))
+        # The end-of-data hook gates the marker; a body small enough to share the marker's
+        # write is gated with it, so that a held marker never costs a second write.
         if body.wire is not None and len(body.wire) <= BODY_CHUNK:
-            self._out.append((body.wire, 0, None))
+            self._out.append((body.wire, 0, flight.txn))
+            self._out.append((commands.END_OF_DATA, 1, None))
         else:
             self._out.append((body.stream(), 0, None))
+            self._out.append((commands.END_OF_DATA, 1, flight.txn))
         self._expect.append((Phase.END_OF_DATA, flight))
-        self._out.append((commands.END_OF_DATA, 1, flight.txn))
         # RFC 2920 §3.2: the next envelope may follow the end of data in the same write.
         if self._pipelined:
             self._start_next(after_data=True)

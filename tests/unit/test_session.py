@@ -1325,8 +1325,8 @@ def test_tls_failure_reported_after_the_connection_was_lost_changes_nothing() ->
 
 
 def test_end_of_data_hook_runs_before_the_marker_is_handed_out() -> None:
-    announced: list[list[Transaction]] = []
-    session = ClientSession(PLAIN, on_end_of_data=announced.append)
+    announced: list[Transaction] = []
+    session = ClientSession(PLAIN, on_end_of_data=lambda t: announced.append(t) is None)
     first, second = txn("a@dest.test"), txn("b@dest.test")
     session.receive_data(GREETING)
     session.data_to_send()
@@ -1339,12 +1339,12 @@ def test_end_of_data_hook_runs_before_the_marker_is_handed_out() -> None:
     assert announced == []  # nothing handed out yet: the driver has not asked
     batch = session.data_to_send()
     assert b".\r\n" in batch
-    assert announced == [[first]]
+    assert announced == [first]
 
 
 def test_end_of_data_hook_is_not_called_for_a_discarded_message() -> None:
-    announced: list[list[Transaction]] = []
-    session = ClientSession(PLAIN, on_end_of_data=announced.append)
+    announced: list[Transaction] = []
+    session = ClientSession(PLAIN, on_end_of_data=lambda t: announced.append(t) is None)
     session.receive_data(GREETING)
     session.data_to_send()
     session.receive_data(ehlo_reply("PIPELINING"))
@@ -1353,3 +1353,35 @@ def test_end_of_data_hook_is_not_called_for_a_discarded_message() -> None:
     session.receive_data(reply(250, "ok") + reply(550, "5.1.1 unknown") + GO_AHEAD)
     assert session.data_to_send() == [b".\r\n"]  # RFC 2920: an empty message, not ours
     assert announced == []
+
+
+def test_end_of_data_held_by_the_hook_goes_out_when_it_says_so() -> None:
+    durable: set[int] = set()
+    session = ClientSession(PLAIN, on_end_of_data=lambda t: id(t) in durable)
+    message = txn("a@dest.test")
+    session.receive_data(GREETING)
+    session.data_to_send()
+    session.receive_data(ehlo_reply("PIPELINING"))
+    session.submit(message)
+    session.data_to_send()
+    session.receive_data(reply(250, "ok") + reply(250, "ok") + GO_AHEAD)
+    assert session.data_to_send() == []  # body and marker held together
+    assert session.data_to_send() == []  # still held
+    durable.add(id(message))
+    assert session.data_to_send() == [message.body.wire, b".\r\n"]
+    assert session.phase is Phase.END_OF_DATA
+
+
+def test_a_connection_lost_while_the_marker_is_held_is_not_ambiguous() -> None:
+    session = ClientSession(PLAIN, on_end_of_data=lambda t: False)
+    session.receive_data(GREETING)
+    session.data_to_send()
+    session.receive_data(ehlo_reply("PIPELINING"))
+    session.submit(txn("a@dest.test"))
+    session.data_to_send()
+    session.receive_data(reply(250, "ok") + reply(250, "ok") + GO_AHEAD)
+    session.data_to_send()
+    session.connection_lost()
+    done = [e for e in iter(session.next_event, None) if isinstance(e, TransactionDone)]
+    assert len(done) == 1
+    assert outcomes(done[0]) == [("a@dest.test", Outcome.TRANSIENT)]
