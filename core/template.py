@@ -50,7 +50,11 @@ class MessageTemplate:
         if b"from" not in names:
             raise TemplateError("the message has no From header: add one with your address")
         self._has_to = b"to" in names
-        self._body = body
+        kept = b"\r\n".join(block for name, block in _kept_headers(self._headers))
+        # Compiled once: literal bytes and (field, default) slots, so that rendering a
+        # recipient's message is one join, not a regex pass per header.
+        self._head = _compile(kept)
+        self._body = _compile(body.replace(b"\n", b"\r\n"))
         self.fields = frozenset(match.group(1).decode("ascii") for match in _FIELD.finditer(raw))
 
     def unknown_fields(self, columns: Iterable[str]) -> list[str]:
@@ -62,23 +66,44 @@ class MessageTemplate:
         self, fields: Mapping[str, str], *, to: str, message_id: str, date: str
     ) -> RenderedMessage:
         values = {**fields, "email": to}
-
-        def merge(match: re.Match[bytes]) -> bytes:
-            name = match.group(1).decode("ascii")
-            value = values.get(name) or (match.group(2) or b"").decode("utf-8", "replace")
-            return _UNSAFE_VALUE.sub(" ", value).encode("utf-8")
-
         lines = [f"Message-ID: {message_id}".encode(), f"Date: {date}".encode()]
         if not self._has_to:
-            lines.append(b"To: <" + _UNSAFE_VALUE.sub(" ", to).encode("utf-8") + b">")
-        lines.extend(
-            _FIELD.sub(merge, block)
-            for name, block in self._headers
-            if name not in _REPLACED_HEADERS
-        )
+            lines.append(b"To: <" + _safe(to) + b">")
+        lines.append(_fill(self._head, values))
         head = b"\r\n".join(lines)
-        body = _FIELD.sub(merge, self._body).replace(b"\n", b"\r\n")
-        return RenderedMessage(head + b"\r\n\r\n" + body, not head.isascii())
+        return RenderedMessage(head + b"\r\n\r\n" + _fill(self._body, values), not head.isascii())
+
+
+#: A compiled part of a message: literal bytes, or a merge field's (name, default).
+_Part = bytes | tuple[str, str]
+
+
+def _compile(text: bytes) -> list[_Part]:
+    parts: list[_Part] = []
+    position = 0
+    for match in _FIELD.finditer(text):
+        parts.append(text[position : match.start()])
+        default = (match.group(2) or b"").decode("utf-8", "replace")
+        parts.append((match.group(1).decode("ascii"), default))
+        position = match.end()
+    parts.append(text[position:])
+    return parts
+
+
+def _fill(parts: list[_Part], values: Mapping[str, str]) -> bytes:
+    return b"".join(
+        part if isinstance(part, bytes) else _safe(values.get(part[0]) or part[1]) for part in parts
+    )
+
+
+def _safe(value: str) -> bytes:
+    """A merged value can never end a line: CR, LF and NUL become spaces."""
+    return _UNSAFE_VALUE.sub(" ", value).encode("utf-8")
+
+
+def _kept_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The template's headers less those set per recipient (Message-ID, Date)."""
+    return [(name, block) for name, block in headers if name not in _REPLACED_HEADERS]
 
 
 def _split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
