@@ -14,14 +14,8 @@ from core.lab.records import ConnectionRecord, LabStats, ReceivedMessage, Record
 Connections = dict[asyncio.Task[None], asyncio.StreamWriter]
 
 
-class LoopbackService:
-    """A service on a loopback ``host`` whose ``port`` is known once it has started.
-
-    Subclasses set ``host``, set ``_port`` in ``start()`` and implement ``stop()``.
-    """
-
-    host: str
-    _port: int | None = None
+class AsyncService:
+    """Something started and stopped: ``async with`` starts it and always stops it."""
 
     async def start(self) -> Self:
         raise NotImplementedError
@@ -39,6 +33,16 @@ class LoopbackService:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+class LoopbackService(AsyncService):
+    """A service on a loopback ``host`` whose ``port`` is known once it has started.
+
+    Subclasses set ``host``, set ``_port`` in ``start()`` and implement ``stop()``.
+    """
+
+    host: str
+    _port: int | None = None
 
     @property
     def port(self) -> int:

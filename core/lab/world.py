@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from core.lab.behaviour import Act, Behaviour, Greylist, Hostile, Stage, unknown_users
 from core.lab.dns import LabDNS, LabZone
 from core.lab.records import ReceivedMessage
 from core.lab.server import LabServer
+from core.lab.service import AsyncService
 
 _FIRST_HOST = 2  # 127.0.0.2: 127.0.0.1 is left to the DNS server and to other tools
 _PORT_TRIES = 20
@@ -32,7 +32,7 @@ class LabHost:
     server: LabServer | None = field(default=None, repr=False)
 
 
-class LabWorld:
+class LabWorld(AsyncService):
     """Lab domains and hosts; ``async with`` starts the DNS server and every MX host."""
 
     def __init__(self) -> None:
@@ -100,17 +100,6 @@ class LabWorld:
         if self.dns is not None:
             await self.dns.stop()
             self.dns = None
-
-    async def __aenter__(self) -> LabWorld:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # ---- reading --------------------------------------------------------------------------
 

@@ -33,12 +33,8 @@ REPORT_HEADER = [
 
 
 async def mxmailer(*args: str | Path, timeout: float = 60) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "core.cli",
+    process = await spawn_mxmailer(
         *map(str, args),
-        cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -72,6 +68,23 @@ def read_report(path: Path) -> list[dict[str, str]]:
         assert reader.fieldnames is not None
         assert reader.fieldnames[: len(REPORT_HEADER)] == REPORT_HEADER
         return list(reader)
+
+
+def write_message(path: Path) -> Path:
+    path.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    return path
+
+
+async def spawn_mxmailer(
+    *args: str | Path,
+    cwd: Path = ROOT,
+    stdout: int = asyncio.subprocess.DEVNULL,
+    stderr: int = asyncio.subprocess.DEVNULL,
+) -> asyncio.subprocess.Process:
+    """``mxmailer ARGS`` started, not awaited: for tests that interrupt it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.cli", *map(str, args), cwd=cwd, stdout=stdout, stderr=stderr
+    )
 
 
 def write_csv(path: Path, addresses: list[str]) -> Path:
@@ -202,10 +215,7 @@ async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path:
     async with world:
         server = world.server("mx.slow.test")
         for kill_after in (20, 60, 100):
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "core.cli",
+            process = await spawn_mxmailer(
                 *map(str, send),
                 *map(str, lab_args(world, state)),
                 cwd=ROOT,
@@ -241,8 +251,7 @@ async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
     world = slow_world()
     addresses = [f"u{n}@slow.test" for n in range(60)]
     recipients = write_csv(tmp_path / "r.csv", addresses)
-    message = tmp_path / "m.eml"
-    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    message = write_message(tmp_path / "m.eml")
     state = tmp_path / "campaign.mxm"
     send = [
         "send",
@@ -257,10 +266,7 @@ async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
     ]
     async with world:
         server = world.server("mx.slow.test")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "core.cli",
+        process = await spawn_mxmailer(
             *map(str, send),
             *map(str, lab_args(world, state)),
             cwd=ROOT,
@@ -282,14 +288,10 @@ async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
 
 
 async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> None:
-    lab = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "core.cli",
+    lab = await spawn_mxmailer(
         "lab",
         "--greylist-seconds",
         "1",
-        cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -305,8 +307,7 @@ async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> 
         nameserver = words[words.index("--nameserver") + 1]
         port = words[words.index("--port") + 1]
         recipients = write_csv(tmp_path / "r.csv", ["a@plain.test", "b@failover.test"])
-        message = tmp_path / "m.eml"
-        message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+        message = write_message(tmp_path / "m.eml")
         code, _, err = await mxmailer(
             "send",
             "--recipients",
@@ -337,8 +338,7 @@ async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> N
     recipients = tmp_path / "r.csv"
     lines = [f"u{n}@plain.test,n{n}\n".encode() for n in range(5000)]
     recipients.write_bytes(b"email,name\n" + b"".join(lines) + b"bad\xff@plain.test,x\n")
-    message = tmp_path / "m.eml"
-    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    message = write_message(tmp_path / "m.eml")
     state = tmp_path / "campaign.mxm"
     send = [
         "send",
@@ -363,15 +363,11 @@ async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> N
 async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Path) -> None:
     world = slow_world(Act.SILENCE)
     recipients = write_csv(tmp_path / "r.csv", [f"u{n}@slow.test" for n in range(5)])
-    message = tmp_path / "m.eml"
-    message.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
+    message = write_message(tmp_path / "m.eml")
     report = tmp_path / "report.csv"
     async with world:
         server = world.server("mx.slow.test")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "core.cli",
+        process = await spawn_mxmailer(
             "send",
             "--recipients",
             str(recipients),
@@ -389,8 +385,6 @@ async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Pa
             str(tmp_path / "c.mxm"),
             "--progress",
             "none",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
         await server.wait_for(lambda: server.stats.unanswered >= 1, 20)
