@@ -184,6 +184,7 @@ class Engine:
         self._to_mark: list[int] = []  # end-of-data marks waiting for this turn's commit
         self._resumes: list[Callable[[], None]] = []
         self._marked: set[int] = set()  # committed, marker not yet handed out
+        self._commit_scheduled = False
 
     # ---- control ------------------------------------------------------------------------
 
@@ -442,13 +443,24 @@ class Engine:
             return True
         self._to_mark.append(job.id)
         self._resumes.append(resume)
-        if len(self._to_mark) == 1:
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
             asyncio.get_running_loop().call_soon(self._commit_marks)
         return False
 
+    def forget_mark(self, job: Job) -> None:
+        """The job's attempt is over: a mark made or pending for it must not let a later
+        attempt's marker out unrecorded, nor mark a message that never went out."""
+        self._marked.discard(job.id)
+        if job.id in self._to_mark:
+            self._to_mark.remove(job.id)
+
     def _commit_marks(self) -> None:
+        self._commit_scheduled = False
         ids, self._to_mark = self._to_mark, []
         resumes, self._resumes = self._resumes, []
+        if not ids:  # every connection that asked ended meanwhile
+            return
         try:
             self.store.mark_end_of_data(ids, self.clock())
             self._marked.update(ids)
@@ -461,6 +473,7 @@ class Engine:
         """What a connection decided for one recipient (never ``unattempted`` here)."""
         job = result.transaction.tag
         assert isinstance(job, Job)
+        self.forget_mark(job)
         outcome = result.outcome
         reply = result.reply
         code = reply.code if reply else None
@@ -769,6 +782,7 @@ class _QueueSource:
             job = result.transaction.tag
             assert isinstance(job, Job)
             job.attempts -= 1
+            self.engine.forget_mark(job)
             self.returned.append(job)
             return
         self.decided = True

@@ -16,7 +16,7 @@ import pytest
 
 from core.connection import Timeouts
 from core.dns import parse_nameserver
-from core.engine import Engine, EngineConfig
+from core.engine import Engine, EngineConfig, Job
 from core.events import (
     DestinationPaused,
     Event,
@@ -28,6 +28,7 @@ from core.events import (
 from core.lab import Behaviour, Fault, Stage, unknown_users
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
+from core.smtp import Body, Transaction
 from core.store import CampaignStore, NewRecipient, Status, StoreError
 from tests.integration.support import slow_world
 
@@ -390,3 +391,24 @@ async def test_when_progress_cannot_be_saved_sending_stops_and_nothing_goes_unre
     assert recovery.ambiguous == sum(
         state.status is Status.AMBIGUOUS for state in by_email.values()
     )
+
+
+async def test_a_mark_made_for_one_attempt_never_lets_a_later_marker_out_unrecorded(
+    tmp_path: Path,
+) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, ["a@plain.test"])
+        engine = Engine(store, config(world), EventBus())
+        job = Job.from_state(store.get(1))
+        txn = Transaction(SENDER, ("a@plain.test",), Body.from_bytes(MESSAGE), tag=job)
+        resumed: list[str] = []
+        assert engine._on_end_of_data(txn, lambda: resumed.append("first")) is False
+        await asyncio.sleep(0)  # the loop turn ends: one commit for every marker asked
+        assert resumed == ["first"] and store.get(1).eod_at is not None
+        engine.forget_mark(job)  # that connection died before its marker went out
+        # A later attempt must be recorded again before its marker may go out.
+        assert engine._on_end_of_data(txn, lambda: resumed.append("second")) is False
+        await asyncio.sleep(0)
+        assert resumed == ["first", "second"]
+        assert engine._on_end_of_data(txn, lambda: None) is True
+    store.close()
