@@ -63,6 +63,10 @@ class Timeouts:
     # Postfix waits 300 s; a server that ignores QUIT has nothing left to tell us, so
     # we give its connection slot back sooner.
     quit: float = 30.0
+    #: The whole connection, however its server paces its replies: each phase keeps
+    #: RFC 5321's generous clock (a shorter end-of-data wait causes duplicates), and this
+    #: watchdog bounds a hostile server that answers each command just in time.
+    session: float = 3600.0
 
     def for_phase(self, phase: Phase) -> float:
         if phase is Phase.GREETING:
@@ -414,6 +418,14 @@ class _Driver(asyncio.BufferedProtocol):
             return
         self.finish()
 
+    def overran(self) -> None:
+        """The connection's overall watchdog fired: end it as a timeout, now."""
+        if self.session.closed:
+            return
+        self.session.timed_out()
+        self.pump()
+        self.finish()
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -467,6 +479,7 @@ class SMTPConnection:
             )
         except (TimeoutError, OSError) as error:
             return self._unconnected(driver, error)
+        watchdog = loop.call_later(self.config.timeouts.session, driver.overran)
         try:
             while not driver.done.done():
                 if await driver.tls_wanted:
@@ -481,6 +494,8 @@ class SMTPConnection:
             driver.pump()
             driver.finish()
             raise
+        finally:
+            watchdog.cancel()
         return ConnectionReport(
             self.target,
             tuple(driver.results),

@@ -21,7 +21,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.connection import ConnectionConfig, SMTPConnection, Target, Timeouts
+from core.connection import (
+    ConnectionConfig,
+    ConnectionReport,
+    SMTPConnection,
+    Target,
+    Timeouts,
+)
 from core.destinations import Destination, Destinations, Provider
 from core.dns import MXResolver, Route, RouteFailure
 from core.events import (
@@ -40,7 +46,9 @@ from core.retry import RetryPolicy
 from core.smtp import (
     Body,
     BodyLineTooLongError,
+    FailureKind,
     Outcome,
+    Phase,
     RecipientResult,
     Reply,
     SessionConfig,
@@ -61,6 +69,8 @@ log = logging.getLogger(__name__)
 
 #: How often queued store updates are committed (and final statuses announced).
 FLUSH_INTERVAL = 0.2
+#: How long a host whose TLS handshake failed gets plaintext under opportunistic TLS.
+TLS_BROKEN_FOR = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +195,7 @@ class Engine:
         self._resumes: list[Callable[[], None]] = []
         self._marked: set[int] = set()  # committed, marker not yet handed out
         self._commit_scheduled = False
+        self._tls_broken: dict[str, float] = {}  # host -> until when to skip STARTTLS
 
     # ---- control ------------------------------------------------------------------------
 
@@ -353,19 +364,11 @@ class Engine:
                 if not destination.queue or self._stopping:
                     served = True
                     break
-                source = _QueueSource(self, destination, host, address)
-                connection = SMTPConnection(
-                    Target(host, address, self.config.port),
-                    self._config_for(destination),
-                    source,
-                    source.on_result,
-                    on_end_of_data=self._on_end_of_data,
-                )
-                try:
-                    report = await connection.run()
-                finally:
-                    source.give_back()
-                if report.failure is None or source.decided:
+                report, decided = await self._attempt(destination, host, address)
+                if self._tls_broke(report, host):
+                    # Opportunistic TLS whose handshake failed: plaintext, at once.
+                    report, decided = await self._attempt(destination, host, address)
+                if report.failure is None or decided:
                     served = True
                     if report.failure is not None and report.failure.reply is not None:
                         if report.failure.reply.code == 421:
@@ -387,13 +390,57 @@ class Engine:
             if self._active < self.config.concurrency:
                 self._kick_all()
 
-    def _config_for(self, destination: Destination) -> ConnectionConfig:
-        """The connection settings, within the provider's messages-per-connection rule."""
-        per_connection = destination.provider.messages_per_connection
+    async def _attempt(
+        self, destination: Destination, host: str, address: str
+    ) -> tuple[ConnectionReport, bool]:
+        """One connection to one address: its report, and whether it decided anyone."""
+        source = _QueueSource(self, destination, host, address)
+        connection = SMTPConnection(
+            Target(host, address, self.config.port),
+            self._config_for(destination, host),
+            source,
+            source.on_result,
+            on_end_of_data=self._on_end_of_data,
+        )
+        try:
+            report = await connection.run()
+        finally:
+            source.give_back()
+        return report, source.decided
+
+    def _tls_broke(self, report: ConnectionReport, host: str) -> bool:
+        """Under opportunistic TLS, a failed handshake: remember the host as "TLS broken"
+        for a while (Postfix does the same) and say that plaintext should be tried now."""
+        failure = report.failure
+        if (
+            failure is None
+            or failure.kind is not FailureKind.TLS
+            or failure.phase is not Phase.TLS_HANDSHAKE
+            or self.config.tls is not TLSPolicy.MAY
+            or host in self._tls_broken
+        ):
+            return False
+        self._tls_broken[host] = self.clock() + TLS_BROKEN_FOR
+        self.events.publish(
+            CampaignLog(f"{host}: TLS handshake failed ({failure.detail}); using plaintext")
+        )
+        return True
+
+    def _config_for(self, destination: Destination, host: str) -> ConnectionConfig:
+        """The connection settings: the provider's messages-per-connection rule, and
+        plaintext for a host whose TLS is remembered as broken."""
         config = self._connection_config
-        if per_connection is None or per_connection >= config.max_transactions:
-            return config
-        return dataclasses.replace(config, max_transactions=per_connection)
+        per_connection = destination.provider.messages_per_connection
+        if per_connection is not None and per_connection < config.max_transactions:
+            config = dataclasses.replace(config, max_transactions=per_connection)
+        broken_until = self._tls_broken.get(host)
+        if broken_until is not None:
+            if broken_until > self.clock():
+                plaintext = dataclasses.replace(config.session, tls=TLSPolicy.OFF)
+                config = dataclasses.replace(config, session=plaintext)
+            else:
+                del self._tls_broken[host]
+        return config
 
     def _all_hosts_failed(self, destination: Destination, why: str) -> None:
         """No MX host took a connection: the destination's jobs wait, it may pause."""

@@ -25,10 +25,10 @@ from core.events import (
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.lab import Behaviour, Fault, Stage, unknown_users
+from core.lab import Behaviour, Fault, Stage, TLSMode, unknown_users
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
-from core.smtp import Body, Transaction
+from core.smtp import Body, TLSPolicy, Transaction
 from core.store import CampaignStore, NewRecipient, Status, StoreError
 from tests.integration.support import slow_world
 
@@ -411,4 +411,23 @@ async def test_a_mark_made_for_one_attempt_never_lets_a_later_marker_out_unrecor
         await asyncio.sleep(0)
         assert resumed == ["first", "second"]
         assert engine._on_end_of_data(txn, lambda: None) is True
+    store.close()
+
+
+async def test_a_broken_tls_handshake_falls_back_to_plaintext_and_is_remembered(
+    tmp_path: Path,
+) -> None:
+    broken = Behaviour(hostname="mx.oldtls.test", tls=TLSMode.BROKEN)
+    world = LabWorld().host("mx.oldtls.test", broken).domain("oldtls.test", "mx.oldtls.test")
+    async with world:
+        store = campaign(tmp_path, [f"u{n}@oldtls.test" for n in range(12)])
+        counts, _ = await run(world, store, dataclasses.replace(config(world), tls=TLSPolicy.MAY))
+        server = world.server("mx.oldtls.test")
+        starttls_tries = sum("STARTTLS" in record.commands for record in server.connections)
+        messages = server.messages
+    assert counts == {Status.DELIVERED: 12}
+    assert not any(message.tls for message in messages)
+    # Remembered: only the first connections, opened together, try; later ones do not.
+    assert 1 <= starttls_tries <= 2
+    assert server.stats.connections > starttls_tries
     store.close()

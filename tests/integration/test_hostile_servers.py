@@ -117,3 +117,20 @@ async def test_endless_continuation_does_not_grow_memory() -> None:
     assert "200 lines" in report.failure.detail
     # Client and server share this process; the whole exchange stays well under a few MB.
     assert peak < 8 * 1024 * 1024
+
+
+async def test_the_session_watchdog_ends_a_server_that_answers_just_in_time() -> None:
+    # Every reply drips out a byte every 0.05 s: each phase moves on in time, so only the
+    # watchdog on the whole connection can end it.
+    behaviour = Behaviour(
+        hostile=tuple(Hostile(stage, Act.DRIP) for stage in (Stage.MAIL, Stage.RCPT)),
+        drip_interval=0.05,
+    )
+    cfg = config(TLSPolicy.OFF, command=5.0, session=1.0, quit=0.5)
+    async with LabServer(behaviour) as server:
+        started = time.monotonic()
+        report = await deliver(target(server), transactions(20), cfg)
+        elapsed = time.monotonic() - started
+    assert report.failure is not None and report.failure.kind is FailureKind.TIMEOUT
+    assert Outcome.UNATTEMPTED in outcomes(report.results)
+    assert elapsed < 5.0
