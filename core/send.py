@@ -349,7 +349,11 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
 def _capped(timeouts: Timeouts, cap: float) -> Timeouts:
     return dataclasses.replace(
         timeouts,
-        **{f.name: min(getattr(timeouts, f.name), cap) for f in dataclasses.fields(timeouts)},
+        **{
+            f.name: min(getattr(timeouts, f.name), cap)
+            for f in dataclasses.fields(timeouts)
+            if f.name != "session"  # the watchdog of a whole connection, not one wait
+        },
     )
 
 
