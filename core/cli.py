@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 from core import __version__, send
 from core.connection import ConnectionConfig, Target, deliver
-from core.lab.world import sandbox_world
 from core.smtp import SessionConfig, TLSPolicy
 
 
@@ -74,6 +73,9 @@ async def _probe(args: argparse.Namespace) -> int:
 
 
 async def _lab(args: argparse.Namespace) -> int:
+    # Imported here: the lab (and its certificate maker) costs a send nothing.
+    from core.lab.world import sandbox_world
+
     async with sandbox_world(greylist_seconds=args.greylist_seconds) as world:
         print(f"lab DNS on {world.nameserver}; MX hosts listen on port {world.port}:")
         for host in world.hosts.values():
