@@ -37,6 +37,7 @@ from core.events import (
     DestinationPaused,
     EventBus,
     PhaseChanged,
+    ProviderLoad,
     RecipientFinal,
     RecipientWaiting,
     SenderProblemReported,
@@ -755,7 +756,15 @@ class Engine:
         self._sent_times = recent
         next_retry = self._timers[0][0] if self._timers else None
         counts = {status: n for status, n in self._counts.items() if n > 0}
-        return Counters(counts, self._waiting, next_retry, len(recent) / 10.0)
+        providers = {
+            provider.name: ProviderLoad(
+                provider.active,
+                provider.limit,
+                provider.paused_until if provider.paused_until > now else None,
+            )
+            for provider in self.destinations.providers()
+        }
+        return Counters(counts, self._waiting, next_retry, len(recent) / 10.0, providers)
 
     async def _wind_down(self) -> None:
         if self._timer is not None:

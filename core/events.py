@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.store import Status
 
@@ -80,11 +80,23 @@ class CampaignLog:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderLoad:
+    """One mailbox provider's shared budget, as it stands."""
+
+    connections: int
+    limit: int
+    paused_until: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Counters:
     counts: dict[Status, int]
     waiting: int
     next_retry_at: float | None
     sent_per_second: float
+    #: Per provider (registered domain of the MX hosts): connections open, the limit,
+    #: and until when it is paused (None when it is not).
+    providers: dict[str, ProviderLoad] = field(default_factory=dict)
 
 
 Event = (

@@ -97,6 +97,14 @@ def _record(event: Event) -> dict[str, object] | None:
             "waiting": event.waiting,
             "next_retry_at": event.next_retry_at,
             "rate": round(event.sent_per_second, 1),
+            "providers": {
+                name: {
+                    "connections": load.connections,
+                    "limit": load.limit,
+                    "paused_until": load.paused_until,
+                }
+                for name, load in event.providers.items()
+            },
         }
     if isinstance(event, RecipientFinal):
         return {

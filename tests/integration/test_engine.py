@@ -18,6 +18,7 @@ from core.connection import Timeouts
 from core.dns import parse_nameserver
 from core.engine import Engine, EngineConfig, Job
 from core.events import (
+    Counters,
     DestinationPaused,
     Event,
     EventBus,
@@ -430,4 +431,16 @@ async def test_a_broken_tls_handshake_falls_back_to_plaintext_and_is_remembered(
     # Remembered: only the first connections, opened together, try; later ones do not.
     assert 1 <= starttls_tries <= 2
     assert server.stats.connections > starttls_tries
+    store.close()
+
+
+async def test_counters_show_each_providers_budget(tmp_path: Path) -> None:
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, ["a@plain.test", "b@equal.test", "c@equal.test"])
+        counts, recorder = await run(world, store, config(world))
+    assert counts == {Status.DELIVERED: 3}
+    seen = {name for _, event in recorder.of(Counters) for name in event.providers}
+    assert seen == {"plain.test", "equal.test"}
+    [*_, (_, last)] = recorder.of(Counters)
+    assert all(load.connections == 0 and load.limit == 5 for load in last.providers.values())
     store.close()
