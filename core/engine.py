@@ -807,7 +807,7 @@ class Engine:
                 rendered = self.template.render(
                     job.fields, to=job.email, message_id=job.message_id, date=job.date_header
                 )
-                body = Body.from_bytes(rendered.data)
+                body = Body.from_bytes(rendered.data, crlf_only=True)  # templates build CRLF
             except BodyLineTooLongError as error:
                 job.last = (None, "", f"the message cannot be sent as it is: {error}")
                 self._finish(job, Status.BOUNCED, None, text=job.last[2])

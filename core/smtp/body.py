@@ -31,6 +31,11 @@ def _too_long(data: bytes) -> BodyLineTooLongError:
     return BodyLineTooLongError(data.count(b"\n", 0, start) + 1, length)
 
 
+def _crlf_only(data: bytes) -> bool:
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+
 def _has_long_line(data: bytes) -> bool:
     """Whether a CRLF-normalised message has a line over 998 octets.
 
@@ -44,15 +49,14 @@ def _has_long_line(data: bytes) -> bool:
     return _LONG_LINE.search(data) is not None
 
 
-def encode_body(data: bytes) -> bytes:
+def encode_body(data: bytes, *, crlf_only: bool = False) -> bytes:
     """The wire form of a whole message: CRLF everywhere, leading dots doubled.
 
     The result ends in CRLF (one is added when the message lacks it), so that the end
-    marker is always ``.\\r\\n``.
+    marker is always ``.\\r\\n``. ``crlf_only``: the caller built ``data`` with CRLF line
+    ends and no lone CR or LF (a rendered template does), so normalising is skipped.
     """
-    lf = data.count(b"\n")
-    crlf = data.count(b"\r\n")
-    if lf != crlf or data.count(b"\r") != crlf:
+    if not crlf_only and not _crlf_only(data):
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     if len(data) > MAX_BODY_LINE and _has_long_line(data):
         raise _too_long(data)
@@ -139,8 +143,8 @@ class Body:
     chunks: Callable[[], Iterable[bytes]] | None = field(default=None, repr=False)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Body:
-        wire = encode_body(data)
+    def from_bytes(cls, data: bytes, *, crlf_only: bool = False) -> Body:
+        wire = encode_body(data, crlf_only=crlf_only)
         return cls(size=len(wire), eight_bit=not wire.isascii(), wire=wire)
 
     @classmethod

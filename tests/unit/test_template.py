@@ -28,8 +28,9 @@ MID = "<0123456789abcdef@sender.test>"
 DATE = "Wed, 25 Nov 2026 09:00:00 +0000"
 
 
-def render(template: bytes | MessageTemplate, fields: dict[str, str] | None = None,
-           to: str = "u@x.test") -> RenderedMessage:
+def render(
+    template: bytes | MessageTemplate, fields: dict[str, str] | None = None, to: str = "u@x.test"
+) -> RenderedMessage:
     if isinstance(template, bytes):
         template = MessageTemplate(template)
     return template.render(fields or {}, to=to, message_id=MID, date=DATE)
@@ -286,23 +287,38 @@ def test_body_bytes_are_kept_byte_for_byte() -> None:
     [
         pytest.param(b"Subject: hi\n\nbody\n", {}, "u@x.test", False, id="ascii"),
         pytest.param(
-            b"Subject: hi\n\nna\xc3\xafve {{x}}\n", {"x": "\u00e9"}, "u@x.test", False,
+            b"Subject: hi\n\nna\xc3\xafve {{x}}\n",
+            {"x": "\u00e9"},
+            "u@x.test",
+            False,
             id="non-ascii-body-only",
         ),
         pytest.param(
-            b"Subject: hi {{x}}\n\nbody\n", {"x": "Zo\u00eb"}, "u@x.test", True,
+            b"Subject: hi {{x}}\n\nbody\n",
+            {"x": "Zo\u00eb"},
+            "u@x.test",
+            True,
             id="non-ascii-merged-into-subject",
         ),
         pytest.param(
-            b"Subject: caf\xc3\xa9\n\nbody\n", {}, "u@x.test", True,
+            b"Subject: caf\xc3\xa9\n\nbody\n",
+            {},
+            "u@x.test",
+            True,
             id="non-ascii-template-header",
         ),
         pytest.param(
-            b"Subject: hi\n\nbody\n", {}, "j\u00fcrgen@b\u00fccher.test", True,
+            b"Subject: hi\n\nbody\n",
+            {},
+            "j\u00fcrgen@b\u00fccher.test",
+            True,
             id="non-ascii-address-in-added-to",
         ),
         pytest.param(
-            b"Subject: {{x}}\n\nbody\n", {"x": "plain"}, "u@x.test", False,
+            b"Subject: {{x}}\n\nbody\n",
+            {"x": "plain"},
+            "u@x.test",
+            False,
             id="ascii-merge",
         ),
     ],
@@ -354,11 +370,36 @@ def test_recipient_address_cannot_inject_into_the_added_to() -> None:
 # that looks like headers or like the end of the header section, and field syntax.
 _NASTY = st.sampled_from(
     [
-        "\r", "\n", "\r\n", "\0", ":", " ", "\t", "\r\n\r\n", "\n\n", "\r\r",
-        "Bcc: victim@elsewhere.test", "\r\nBcc: victim@elsewhere.test\r\n",
-        "\nSubject: fake", "\r\n\tcontinued", "X-Evil:", "{{city}}", "{{email}}", "}}",
-        "{{", "|", "\u0085", "\u2028", "\x1c", "\u00e9", "\U0001f4ec", "<", ">", ".",
-        "\r\n.\r\n", "From: ceo@sender.test",
+        "\r",
+        "\n",
+        "\r\n",
+        "\0",
+        ":",
+        " ",
+        "\t",
+        "\r\n\r\n",
+        "\n\n",
+        "\r\r",
+        "Bcc: victim@elsewhere.test",
+        "\r\nBcc: victim@elsewhere.test\r\n",
+        "\nSubject: fake",
+        "\r\n\tcontinued",
+        "X-Evil:",
+        "{{city}}",
+        "{{email}}",
+        "}}",
+        "{{",
+        "|",
+        "\u0085",
+        "\u2028",
+        "\x1c",
+        "\u00e9",
+        "\U0001f4ec",
+        "<",
+        ">",
+        ".",
+        "\r\n.\r\n",
+        "From: ceo@sender.test",
     ]
 )
 VALUES = st.lists(st.one_of(_NASTY, st.text(max_size=8)), max_size=8).map("".join)
@@ -387,9 +428,11 @@ def test_no_merge_value_can_create_or_end_a_header(
 ) -> None:
     head = PROPERTY_TEMPLATE + (b"To: {{name}} <{{email}}>\n" if with_to else b"")
     raw = (head + b"\n" + PROPERTY_BODY).replace(b"\n", newline)
-    data = MessageTemplate(raw).render(
-        {"name": name, "city": city}, to=to, message_id=MID, date=DATE
-    ).data
+    data = (
+        MessageTemplate(raw)
+        .render({"name": name, "city": city}, to=to, message_id=MID, date=DATE)
+        .data
+    )
 
     header_end = data.index(b"\r\n\r\n")
     head_bytes, body = data[:header_end], data[header_end + 4 :]
@@ -448,8 +491,15 @@ def test_shared_welcome_sample_renders(welcome: bytes) -> None:
     )
     lines, body = split(rendered.data)
     assert header_names(lines) == [
-        "message-id", "date", "to", "from", "reply-to", "subject", "mime-version",
-        "content-type", "content-transfer-encoding",
+        "message-id",
+        "date",
+        "to",
+        "from",
+        "reply-to",
+        "subject",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
     ]
     assert "Subject: Welcome, Zo\u00eb \u2014 your membership in H\u00e0 N\u1ed9i".encode() in lines
     assert rendered.needs_smtputf8  # the raw UTF-8 Subject (RFC 6532)
@@ -542,3 +592,19 @@ def test_date_header_in_the_repeated_hour(berlin_time: None, minute: int) -> Non
     value = date_header(at)
     assert parsedate_to_datetime(value).timestamp() == at
     assert value.endswith("+0200" if minute < 60 else "+0100")
+
+
+@given(st.text(max_size=40), st.text(max_size=40))
+def test_a_rendered_message_has_crlf_line_ends_only(name: str, city: str) -> None:
+    # The engine hands rendered messages to the SMTP layer as already CRLF-clean.
+    template = MessageTemplate(
+        b"From: <a@sender.test>\rSubject: {{name}}\n\nHi {{name}}\r\nfrom {{city}}\n"
+    )
+    data = template.render(
+        {"name": name, "city": city},
+        to="x@y.test",
+        message_id="<1@sender.test>",
+        date="Wed, 25 Nov 2026 10:00:00 +0000",
+    ).data
+    crlf = data.count(b"\r\n")
+    assert data.count(b"\r") == crlf and data.count(b"\n") == crlf
