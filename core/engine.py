@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.2
 #: How long a host whose TLS handshake failed gets plaintext under opportunistic TLS.
 TLS_BROKEN_FOR = 3600.0
+#: Domains resolved at once. Thousands of simultaneous queries overflow a resolver's (or
+#: this machine's UDP) buffers, and every lost answer defers its domain's recipients.
+DNS_LOOKUPS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,7 @@ class Engine:
         self._marked: set[int] = set()  # committed, marker not yet handed out
         self._commit_scheduled = False
         self._tls_broken: dict[str, float] = {}  # host -> until when to skip STARTTLS
+        self._dns_slots = asyncio.Semaphore(DNS_LOOKUPS)
 
     # ---- control ------------------------------------------------------------------------
 
@@ -286,7 +290,8 @@ class Engine:
         self._spawn(self._resolve(job.domain))
 
     async def _resolve(self, domain: str) -> None:
-        result = await self.resolver.route(domain)
+        async with self._dns_slots:  # a campaign of 1,000 domains must not flood the resolver
+            result = await self.resolver.route(domain)
         jobs = self._resolving.pop(domain, [])
         if isinstance(result, RouteFailure):
             self.events.publish(CampaignLog(f"DNS for {domain}: {result.reason}"))
