@@ -117,6 +117,7 @@ class Destination:
             and self.provider.active < self.provider.limit
             and not self.paused(now)
             and now >= self.provider.next_send_at  # paced: not before the next slot
+            and not (self.provider.rate is not None and self.provider.active)  # one at a time
         )
 
     def succeeded(self) -> None:
