@@ -212,6 +212,7 @@ class _Driver(asyncio.BufferedProtocol):
         on_result: ResultCallback | None,
         on_end_of_data: EndOfDataGate | None = None,
         on_phase: PhaseCallback | None = None,
+        transcript: Transcript | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self._gate = on_end_of_data
@@ -220,7 +221,7 @@ class _Driver(asyncio.BufferedProtocol):
         self.on_result = on_result
         self.on_phase = on_phase
         self._shown_phase: Phase | None = None
-        self.transcript = Transcript()
+        self.transcript = transcript if transcript is not None else Transcript()
         self.session = ClientSession(
             config.session,
             trace=self.transcript.entries.append,
@@ -466,11 +467,19 @@ class SMTPConnection:
         self.on_end_of_data = on_end_of_data
         self.on_phase = on_phase
         self.tls: TLSInfo | None = None
+        #: The conversation so far, readable while it goes on (say, to keep it with a
+        #: recipient's failure as that failure is reported).
+        self.transcript = Transcript()
 
     async def run(self) -> ConnectionReport:
         loop = asyncio.get_running_loop()
         driver = _Driver(
-            self.config, self.source, self.on_result, self.on_end_of_data, self.on_phase
+            self.config,
+            self.source,
+            self.on_result,
+            self.on_end_of_data,
+            self.on_phase,
+            self.transcript,
         )
         try:
             await asyncio.wait_for(

@@ -27,6 +27,7 @@ from core.connection import (
     SMTPConnection,
     Target,
     Timeouts,
+    Transcript,
 )
 from core.destinations import Destination, Destinations, Provider
 from core.dns import MXResolver, Route, RouteFailure
@@ -72,6 +73,8 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL = 0.2
 #: How long a host whose TLS handshake failed gets plaintext under opportunistic TLS.
 TLS_BROKEN_FOR = 3600.0
+#: Transcript lines kept with a failed attempt: the end of the conversation, where it failed.
+TRANSCRIPT_LINES = 60
 #: Domains resolved at once. Thousands of simultaneous queries overflow a resolver's (or
 #: this machine's UDP) buffers, and every lost answer defers its domain's recipients.
 DNS_LOOKUPS = 32
@@ -117,6 +120,7 @@ class Job:
     target: str = ""  # "mx.host.test [127.0.0.2]" of the last attempt
     address: str = ""  # its IP address
     last: tuple[int | None, str, str] = (None, "", "")  # code, enhanced, text
+    transcript: str = ""  # of the last failed attempt, for its attempt log entry
 
     @property
     def rcpt(self) -> str:
@@ -408,6 +412,7 @@ class Engine:
             source.on_result,
             on_end_of_data=self._on_end_of_data,
         )
+        source.transcript = connection.transcript
         try:
             report = await connection.run()
         finally:
@@ -681,7 +686,9 @@ class Engine:
                 enhanced,
                 last_text,
                 result.stage.value if result.stage else "",
+                job.transcript,
             )
+            job.transcript = ""
         return RecipientUpdate(
             job.id,
             status,
@@ -832,6 +839,7 @@ class _QueueSource:
         self.address = address
         self.decided = False  # some recipient got a reply on this connection
         self.returned: list[Job] = []
+        self.transcript: Transcript | None = None
 
     def next_transaction(self) -> Transaction | None:
         return self.engine.take(self.destination, self.host, self.address)
@@ -847,6 +855,11 @@ class _QueueSource:
             self.returned.append(job)
             return
         self.decided = True
+        if result.outcome is not Outcome.ACCEPTED and self.transcript is not None:
+            # Kept with the failed attempt, for the user to read why (body never included).
+            job = result.transaction.tag
+            assert isinstance(job, Job)
+            job.transcript = "\n".join(self.transcript.lines()[-TRANSCRIPT_LINES:])
         self.engine.on_result(result)
 
     def give_back(self) -> None:

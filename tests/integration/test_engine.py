@@ -235,6 +235,11 @@ async def test_recipient_and_permanent_failures_bounce(tmp_path: Path) -> None:
     assert counts == {Status.BOUNCED: 1, Status.DELIVERED: 1}
     row = rows(store)["nobody@bounce.test"]
     assert (row.code, row.enhanced_code, row.fault) == ("550", "5.1.1", "recipient")  # type: ignore[attr-defined]
+    bounced = next(n for n in (1, 2) if store.get(n).email == "nobody@bounce.test")
+    [attempt] = store.attempts(bounced)
+    assert "C: RCPT TO:<nobody@bounce.test>" in attempt.transcript
+    assert "S: 550 5.1.1" in attempt.transcript
+    assert "Dear" not in attempt.transcript  # the body is never kept
     store.close()
 
 
