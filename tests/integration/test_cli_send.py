@@ -19,6 +19,7 @@ from tests.integration.support import slow_world
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
+SENDER = "news@sender.test"
 REPORT_HEADER = [
     "email",
     "status",
@@ -34,7 +35,7 @@ REPORT_HEADER = [
 
 async def mxmailer(*args: str | Path, timeout: float = 60) -> tuple[int, str, str]:
     process = await spawn_mxmailer(
-        *map(str, args),
+        *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -70,6 +71,11 @@ def read_report(path: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
+def send_args(recipients: Path, message: Path) -> list[str | Path]:
+    """``send`` with the inputs every test gives it; options follow."""
+    return ["send", "--recipients", recipients, "--message", message, "--sender", SENDER]
+
+
 def write_message(path: Path) -> Path:
     path.write_bytes(b"From: <news@sender.test>\nSubject: Hi\n\nHello.\n")
     return path
@@ -98,13 +104,7 @@ async def test_send_the_shared_sample_campaign(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
     async with sandbox_world(greylist_seconds=1) as world:
         code, _, err = await mxmailer(
-            "send",
-            "--recipients",
-            recipients,
-            "--message",
-            message,
-            "--sender",
-            "news@sender.test",
+            *send_args(recipients, message),
             "--report",
             report,
             *lab_args(world, tmp_path / "campaign.mxm"),
@@ -129,13 +129,7 @@ async def test_exit_code_1_when_some_are_not_delivered(tmp_path: Path) -> None:
     report = tmp_path / "report.csv"
     async with sandbox_world() as world:
         code, _, err = await mxmailer(
-            "send",
-            "--recipients",
-            recipients,
-            "--message",
-            message,
-            "--sender",
-            "news@sender.test",
+            *send_args(recipients, message),
             "--report",
             report,
             *lab_args(world, tmp_path / "campaign.mxm"),
@@ -200,13 +194,7 @@ async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path:
     state = tmp_path / "campaign.mxm"
     report = tmp_path / "report.csv"
     send = [
-        "send",
-        "--recipients",
-        recipients,
-        "--message",
-        message,
-        "--sender",
-        "news@sender.test",
+        *send_args(recipients, message),
         "--concurrency",
         "3",
         "--report",
@@ -216,8 +204,8 @@ async def test_killed_mid_run_and_resumed_delivers_each_recipient_once(tmp_path:
         server = world.server("mx.slow.test")
         for kill_after in (20, 60, 100):
             process = await spawn_mxmailer(
-                *map(str, send),
-                *map(str, lab_args(world, state)),
+                *send,
+                *lab_args(world, state),
                 cwd=ROOT,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -254,21 +242,15 @@ async def test_ctrl_c_saves_the_state_exits_130_and_the_same_command_resumes(
     message = write_message(tmp_path / "m.eml")
     state = tmp_path / "campaign.mxm"
     send = [
-        "send",
-        "--recipients",
-        recipients,
-        "--message",
-        message,
-        "--sender",
-        "news@sender.test",
+        *send_args(recipients, message),
         "--concurrency",
         "2",
     ]
     async with world:
         server = world.server("mx.slow.test")
         process = await spawn_mxmailer(
-            *map(str, send),
-            *map(str, lab_args(world, state)),
+            *send,
+            *lab_args(world, state),
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -309,13 +291,7 @@ async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> 
         recipients = write_csv(tmp_path / "r.csv", ["a@plain.test", "b@failover.test"])
         message = write_message(tmp_path / "m.eml")
         code, _, err = await mxmailer(
-            "send",
-            "--recipients",
-            recipients,
-            "--message",
-            message,
-            "--sender",
-            "news@sender.test",
+            *send_args(recipients, message),
             "--nameserver",
             nameserver,
             "--port",
@@ -341,13 +317,7 @@ async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> N
     message = write_message(tmp_path / "m.eml")
     state = tmp_path / "campaign.mxm"
     send = [
-        "send",
-        "--recipients",
-        recipients,
-        "--message",
-        message,
-        "--sender",
-        "news@sender.test",
+        *send_args(recipients, message),
     ]
     async with sandbox_world() as world:
         code, _, err = await mxmailer(*send, *lab_args(world, state))
@@ -368,13 +338,7 @@ async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Pa
     async with world:
         server = world.server("mx.slow.test")
         process = await spawn_mxmailer(
-            "send",
-            "--recipients",
-            str(recipients),
-            "--message",
-            str(message),
-            "--sender",
-            "news@sender.test",
+            *send_args(recipients, message),
             "--report",
             str(report),
             "--nameserver",
