@@ -30,7 +30,7 @@ from core.connection import (
     Transcript,
 )
 from core.destinations import Destination, Destinations, Provider
-from core.dns import MXResolver, Route, RouteFailure
+from core.dns import MXResolver, RouteFailure
 from core.events import (
     AttemptFinished,
     CampaignLog,
@@ -93,6 +93,9 @@ class EngineConfig:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dns_timeout: float = 5.0
+    #: How long a domain's routing is reused before the resolver is asked again (it
+    #: answers from its own cache until the records' TTL runs out).
+    route_refresh: float = 300.0
     #: Messages per minute per provider (None: as fast as the limits allow).
     rate: float | None = None
     #: Consecutive failed connections before a destination is paused.
@@ -187,7 +190,9 @@ class Engine:
         self._sequence = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
         self._resolving: dict[str, list[Job]] = {}
-        self._routes: dict[str, Destination] = {}
+        # Domain -> its destination and until when that routing is trusted. The resolver
+        # caches by TTL too; this spares a lookup task per recipient on the hot path.
+        self._routes: dict[str, tuple[Destination, float]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
         self._unfinished = 0
@@ -281,9 +286,9 @@ class Engine:
         """A job is due: route it to its destination's queue (resolving first if needed)."""
         if self._stopping:
             return
-        destination = self._routes.get(job.domain)
-        if destination is not None:
-            self._enqueue(destination, job)
+        known = self._routes.get(job.domain)
+        if known is not None and known[1] > self.clock():
+            self._enqueue(known[0], job)
             return
         waiting = self._resolving.get(job.domain)
         if waiting is not None:
@@ -303,8 +308,7 @@ class Engine:
                 self._dns_failed(job, result)
             return
         destination = self.destinations.for_route(result)
-        if _cacheable(result):
-            self._routes[domain] = destination
+        self._routes[domain] = (destination, self.clock() + self.config.route_refresh)
         for job in jobs:
             self._enqueue(destination, job)
 
@@ -568,7 +572,8 @@ class Engine:
         self, job: Job, problem: SenderProblem, reply: Reply | None, result: RecipientResult
     ) -> None:
         """Not the recipient's bounce: pause the provider, keep the recipient queued."""
-        destination = self._routes.get(job.domain)
+        known = self._routes.get(job.domain)
+        destination = known[0] if known else None
         now = self.clock()
         until = now + self.config.retry.backoff_first
         if destination is not None and destination.provider.paused_until < now:
@@ -866,7 +871,4 @@ class _QueueSource:
         self.destination.queue.extendleft(reversed(self.returned))
         self.returned.clear()
 
-
-def _cacheable(route: Route) -> bool:
-    return bool(route.hosts)
 

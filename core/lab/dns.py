@@ -190,6 +190,11 @@ class LabZone:
         self._add(self._name(name), dns.rdtypes.ANY.TXT.TXT(_IN, dns.rdatatype.TXT, chunks), ttl)
         return self
 
+    def remove(self, name: str, rdtype: str) -> LabZone:
+        """Drop ``name``'s records of type ``rdtype`` (``"MX"``, ``"A"``…): DNS changes."""
+        self._rrsets.get(self._name(name), {}).pop(dns.rdatatype.from_text(rdtype), None)
+        return self
+
     def add_domain(self, domain: str) -> LabZone:
         """Make ``domain`` exist without adding a record (every query type gets NODATA)."""
         self._exist(self._name(domain))

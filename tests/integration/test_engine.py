@@ -449,3 +449,26 @@ async def test_counters_show_each_providers_budget(tmp_path: Path) -> None:
     [*_, (_, last)] = recorder.of(Counters)
     assert all(load.connections == 0 and load.limit == 5 for load in last.providers.values())
     store.close()
+
+
+async def test_a_domain_that_moves_its_mx_is_followed_on_retry(tmp_path: Path) -> None:
+    busy = Fault(Stage.RCPT, 451, "4.3.0 Try again later")
+    world = LabWorld()
+    world.host("mx1.move.test", Behaviour(hostname="mx1.move.test", faults=(busy,)))
+    world.host("mx2.move.test")
+    world.zone.add_mx("move.test", [(10, "mx1.move.test")], ttl=1)
+    async with world:
+        store = campaign(tmp_path, ["a@move.test"])
+        bus = EventBus(interval=0.05)
+
+        def move(batch: list[Event]) -> None:  # after the first deferral, the MX moves
+            if any(isinstance(event, RecipientWaiting) for event in batch):
+                world.zone.remove("move.test", "MX").add_mx("move.test", [(10, "mx2.move.test")])
+
+        bus.subscribe(move)
+        cfg = dataclasses.replace(config(world, backoff=1.5), route_refresh=0.5)
+        summary = await asyncio.wait_for(Engine(store, cfg, bus).run(), 30)
+        moved = world.server("mx2.move.test").messages
+    assert summary.counts == {Status.DELIVERED: 1}
+    assert [m.recipients for m in moved] == [("a@move.test",)]
+    store.close()
