@@ -14,14 +14,12 @@ from collections.abc import Iterable
 
 from core.smtp.errors import UnsafeArgumentError
 
-_UNSAFE = re.compile("[\r\n\0]")
 _UNSAFE_PATH = re.compile("[\r\n\0<>]")
 _UNSAFE_NAME = re.compile(r"[\r\n\0\s]")
 
 DATA = b"DATA\r\n"
 RSET = b"RSET\r\n"
 QUIT = b"QUIT\r\n"
-NOOP = b"NOOP\r\n"
 STARTTLS = b"STARTTLS\r\n"
 END_OF_DATA = b".\r\n"
 
@@ -67,11 +65,3 @@ def rcpt_to(recipient: str, params: Iterable[str] = ()) -> bytes:
         raise UnsafeArgumentError("recipient address", recipient)
     path = _safe(_UNSAFE_PATH, "recipient address", recipient)
     return b"RCPT TO:<" + path + b">" + _params(params) + b"\r\n"
-
-
-def auth(mechanism: str, initial: str | None = None) -> bytes:
-    """``AUTH mechanism [initial-response]`` (RFC 4954), for the relay mode to come."""
-    line = b"AUTH " + _safe(_UNSAFE_NAME, "AUTH mechanism", mechanism)
-    if initial is not None:
-        line += b" " + _safe(_UNSAFE, "AUTH response", initial)
-    return line + b"\r\n"

@@ -15,7 +15,6 @@ def test_fixed_commands() -> None:
     assert commands.DATA == b"DATA\r\n"
     assert commands.RSET == b"RSET\r\n"
     assert commands.QUIT == b"QUIT\r\n"
-    assert commands.NOOP == b"NOOP\r\n"
     assert commands.STARTTLS == b"STARTTLS\r\n"
     assert commands.END_OF_DATA == b".\r\n"
 
@@ -52,12 +51,6 @@ def test_internationalised_addresses_are_sent_as_utf8() -> None:
     )
 
 
-def test_auth() -> None:
-    assert commands.auth("PLAIN") == b"AUTH PLAIN\r\n"
-    assert commands.auth("PLAIN", "AGZvbwBiYXI=") == b"AUTH PLAIN AGZvbwBiYXI=\r\n"
-    assert commands.auth("LOGIN", "") == b"AUTH LOGIN \r\n"
-
-
 _INJECT = ["\r", "\n", "\0", "\r\n", "\r\nRSET\r\n"]
 
 
@@ -71,8 +64,6 @@ _INJECT = ["\r", "\n", "\0", "\r\n", "\r\nRSET\r\n"]
         (commands.rcpt_to, "recipient address"),
         (lambda v: commands.mail_from("a@b.test", ("SIZE=1" + v,)), "parameter"),
         (lambda v: commands.rcpt_to("a@b.test", ("NOTIFY=" + v,)), "parameter"),
-        (commands.auth, "AUTH mechanism"),
-        (lambda v: commands.auth("PLAIN", "abc" + v), "AUTH response"),
     ],
 )
 def test_cr_lf_nul_in_any_argument_is_refused(
