@@ -3,8 +3,9 @@ it: a TXT query over UDP to the lab DNS server on 127.0.0.1, which serves the re
 ``public_txt_record()`` gives (split into 255-octet strings, as real zones hold it).
 
 dkimpy's verifier is synchronous, so it runs in a worker thread while the lab server
-answers on the test's event loop. Keys: RSA from ``cryptography`` (installed with trustme,
-a dependency of MX Mailer), Ed25519 from PyNaCl; no openssl needed.
+answers on the test's event loop. Keys: an RSA-2048 PKCS#8 PEM written by ``cryptography``
+and an Ed25519 seed in dknewkey's base64 form; no openssl needed. core.dkim signs with
+``cryptography`` (OpenSSL); dkimpy verifies with its own pure-Python RSA and PyNaCl.
 """
 
 from __future__ import annotations
