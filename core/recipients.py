@@ -1,38 +1,184 @@
-"""Reading a recipients CSV into campaign rows: the minimal reader the engine needs.
+"""Reading a recipients file into campaign rows: bytes in, checked addresses out.
 
-UTF-8 (with or without BOM), an ``email`` column found by name, every other column a
-merge field. Each row is validated enough that nothing unsafe reaches SMTP: an address
-with CR, LF or NUL, without a domain, or whose domain is not a valid IDNA name is kept as
-``invalid`` with its reason; case-insensitive duplicates are dropped and counted. The
-full importer (encodings, delimiters, header detection, email-validator, suppression)
-replaces this in the campaign-input work; its interface stays ``read_recipients``.
+Owns everything between the user's CSV and :class:`~core.store.NewRecipient`: the
+encoding (UTF-8 with or without BOM, UTF-16/32 with BOM, or a legacy Windows/ISO code
+page found by charset-normalizer when the bytes are not UTF-8), the delimiter
+(``,`` ``;`` tab ``|``), whether the first row is a header, which column holds the
+addresses, the address check (email-validator, syntax only), duplicates and the
+suppression list. The import dialog's preview (:func:`preview_csv`) and the importer
+(:func:`read_recipients`) share one detection path, so what the user sees is what is
+imported.
+
+Never reads the whole file at once (one sample of :data:`SAMPLE_BYTES`, then a stream),
+never asks the DNS, never lets a CR, LF or NUL through in an address: such a row is kept
+as ``invalid`` with its reason, like every row whose address is not valid.
+
+Decisions where the requirements were silent:
+
+* A domain with one trailing dot (``u@example.com.``) is accepted without the dot: it is
+  the same DNS name. Two trailing dots are invalid.
+* The local part may be at most 64 octets (RFC 5321 4.5.3.1.1), counted in UTF-8 on the
+  normalised form; email-validator only counts it in strict mode, and in characters.
+* Addresses on ``.test`` (RFC 2606) are accepted: the rehearsal lab sends to them. Other
+  special-use names (``.local``, ``.invalid``, ``localhost``...) are refused, and so is a
+  domain without a dot.
+* A row with more non-empty cells than the header (usually a delimiter in an unquoted
+  cell, which shifts the merge fields) is invalid, with that reason; extra empty cells
+  (trailing delimiters) are ignored. A short row gets empty fields; one too short to
+  reach the address column is invalid ("the address is empty").
+* A row whose cells are all empty is skipped and not counted.
+* A header cell that is empty becomes ``column_N``; a repeated name gets ``_2``, ``_3``.
+* Addresses are shown as email-validator normalises them (``local@domain``, the domain
+  lower case in its Unicode form; a display name dropped); an invalid row keeps its cell
+  exactly as written.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
+import io
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final, NamedTuple
+
+import charset_normalizer
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 from core.store import NewRecipient, Status
 
-_ADDRESS_COLUMNS = (
+if TYPE_CHECKING:
+    from core.suppression import SuppressionList
+
+#: Bytes read from the start of a file to choose its encoding, delimiter and layout.
+SAMPLE_BYTES: Final = 1 << 20
+#: Records of the sample examined for the delimiter, the header and the address column.
+SNIFF_RECORDS: Final = 100
+
+#: Header names that mark the address column, most specific first (compared with case,
+#: spaces, ``-``, ``_`` and ``.`` ignored). ``adresse`` may be a postal address: last.
+ADDRESS_COLUMN_NAMES: Final = (
     "email",
     "e-mail",
-    "mail",
     "email address",
     "e-mail address",
+    "mail",
+    "mail address",
     "courriel",
+    "adresse e-mail",
+    "adresse mail",
+    "adresse électronique",
     "correo",
+    "correo electrónico",
+    "correo electronico",
+    "e-mail-adresse",
+    "e-post",
+    "e-postadresse",
+    "emailadres",
+    "indirizzo email",
+    "posta elettronica",
+    "endereço de e-mail",
+    "adres e-mail",
+    "sähköposti",
     "adresse",
 )
-_DELIMITERS = ",;\t|"
-_UNSAFE = re.compile("[\r\n\0]")
-_SPACE = re.compile(r"\s")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+#: The delimiters looked for, in order of preference when two fit equally well.
+DELIMITERS: Final = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+
+# Byte order marks, longest first (the UTF-32 LE mark begins with the UTF-16 LE one).
+_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+_EXCEL_ADVICE: Final = "in Excel use File > Save As > CSV UTF-8"
+# (magic bytes, what the file is, what to do); a ZIP is told apart by its member names.
+_MAGIC: Final = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls)", _EXCEL_ADVICE),
+    (b"\x89PNG", "a PNG image", "export the list as CSV UTF-8"),
+    (b"\xff\xd8\xff", "a JPEG image", "export the list as CSV UTF-8"),
+    (b"GIF8", "a GIF image", "export the list as CSV UTF-8"),
+    (b"%PDF", "a PDF document", "export the list as CSV UTF-8"),
+)
+
+# The legacy encodings the detector may choose: Windows and ISO code pages, and the
+# common East Asian ones. Left to itself it picks Mac and DOS code pages for short
+# Western samples (mac_latin2 for "Renée"), which CSV exports never use.
+_LEGACY_ENCODINGS: Final = (
+    "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1255", "cp1256", "cp1257",
+    "cp1258", "latin_1", "iso8859_2", "iso8859_5", "iso8859_7", "iso8859_9", "iso8859_15",
+    "koi8_r", "koi8_u", "cp874", "cp932", "euc_jp", "gb18030", "big5", "cp949",
+)  # fmt: skip
+
+LOCAL_PART_MAX_OCTETS: Final = 64  # RFC 5321 4.5.3.1.1
+ADDRESS_MAX_OCTETS: Final = 254  # RFC 5321 4.5.3.1.3 (256 less the angle brackets)
+
+_LINE_BREAK: Final = "the address contains a line break"
+_NUL: Final = "the address contains a NUL character"
+_EMPTY: Final = "the address is empty"
+_LOCAL_TOO_LONG: Final = f"the local part is longer than {LOCAL_PART_MAX_OCTETS} octets"
+_NO_DOT: Final = "the domain has no dot"
+
+# Plainly ordinary addresses, which skip email-validator (test_recipients_properties
+# proves the result is the same): an ASCII dot-atom local part (RFC 5322 3.2.3) and an
+# ASCII domain whose check is cached.
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ORDINARY: Final = re.compile(rf"({_ATEXT}(?:\.{_ATEXT})*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+# RFC 2142 names that email-validator lower-cases: left to it.
+_CASE_INSENSITIVE_NAMES: Final = frozenset(
+    {"info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
+     "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp"}
+)  # fmt: skip
+
+# email-validator's messages made plain: (pattern, reason); the first match wins.
+_PLAIN: Final = tuple(
+    (re.compile(pattern), reason)
+    for pattern, reason in (
+        (r"must have an @-sign", "the address has no @"),
+        (r"after the @-sign contains invalid characters: .*'@'", "the address has more than one @"),
+        (r"something before the @-sign", "the address has nothing before the @"),
+        (r"something after the @-sign", "the address has nothing after the @"),
+        (r"two periods in a row", "the address has two dots in a row"),
+        (r"cannot start with a period", "the local part starts with a dot"),
+        (r"period immediately before the @-sign", "the local part ends with a dot"),
+        (r"period immediately after the @-sign", "the domain starts with a dot"),
+        (r"cannot end with a period", "the domain ends with a dot"),
+        (r"hyphen immediately after the @-sign", "the domain starts with a hyphen"),
+        (r"cannot end with a hyphen", "the domain ends with a hyphen"),
+        (r"two letters followed by two dashes", "a part of the domain has -- after two letters"),
+        (r"period and a hyphen next to each other", "the domain has a dot next to a hyphen"),
+        (r"anything after the email address", "the address has something after its >"),
+        (r"It should have a period", _NO_DOT),
+        (r"not within a valid top-level domain", "the domain does not end in a top-level domain"),
+        (r"special-use or reserved name", "the domain is a reserved name that cannot receive mail"),
+        (r"bracketed IP address", "the domain is an IP address in brackets, not a name"),
+        (r"too long after the @-sign", "the domain is longer than 253 octets"),
+        (r"periods cannot be separated by so many", "a part of the domain is over 63 octets"),
+        (r"email address is too long", f"the address is longer than {ADDRESS_MAX_OCTETS} octets"),
+        (r"(?i)angle bracket", "the address has an unmatched < or >"),
+        (r"display name", "the address has an unmatched < or >"),
+    )
+)  # fmt: skip
+_TOO_MANY: Final = re.compile(r" \(\d+(-\d+)? (character|byte)s? too many\)")
+_WORDING: Final = (
+    ("The part after the @-sign", "the domain"),
+    ("the part after the @-sign", "the domain"),
+    ("The email address contains invalid characters in quotes before the @-sign",
+     "the quoted local part contains invalid characters"),
+    ("The email address contains invalid characters before the @-sign",
+     "the local part contains invalid characters"),
+    ("An email address", "the address"),
+    ("The email address", "the address"),
+    ("after the @-sign", "in the domain"),
+    ("before the @-sign", "in the local part"),
+)  # fmt: skip
 
 
 class RecipientsError(ValueError):
@@ -41,10 +187,85 @@ class RecipientsError(ValueError):
 
 @dataclass(slots=True)
 class ImportSummary:
+    """What an import found, filled as rows are read (the layout before the first row).
+
+    ``rows`` counts every non-blank data row: ``valid + invalid + suppressed +
+    duplicates``. Invalid and suppressed rows are yielded (kept in the campaign for the
+    report); duplicates are not.
+    """
+
     rows: int = 0
     valid: int = 0
     invalid: int = 0
     duplicates: int = 0
+    invalid_reasons: dict[str, int] = field(default_factory=dict)
+    suppressed: int = 0
+    smtputf8: int = 0  # valid addresses whose local part is not ASCII (RFC 6531)
+    encoding: str = ""
+    encoding_guessed: bool = False  # chosen by the detector: names may need a look
+    delimiter: str = ""  # "comma", "semicolon", "tab", "pipe"
+    header: bool = False
+    address_column: str = ""  # its header cell as written (or column_N)
+    columns: tuple[str, ...] = ()  # the merge fields, in file order
+
+    def describe(self) -> str:
+        """A few lines of plain text for the command line."""
+        lines = [
+            f"read {self.rows} rows: {self.valid} to send, {self.invalid} invalid, "
+            f"{self.suppressed} suppressed, {self.duplicates} duplicates dropped"
+        ]
+        guessed = " (detected: check the names look right)" if self.encoding_guessed else ""
+        header = "a header row" if self.header else "no header row"
+        lines.append(
+            f"file: {self.encoding}{guessed}, {self.delimiter}-separated, {header}, "
+            f"addresses in column '{self.address_column}'"
+        )
+        lines.append(f"merge fields: {', '.join(self.columns) or 'none'}")
+        if self.smtputf8:
+            lines.append(
+                f"{self.smtputf8} of them with a non-ASCII local part: only servers that "
+                "offer SMTPUTF8 accept those"
+            )
+        ranked = sorted(self.invalid_reasons.items(), key=lambda item: (-item[1], item[0]))
+        lines.extend(f"invalid: {count} x {reason}" for reason, count in ranked[:5])
+        if len(ranked) > 5:
+            lines.append(f"invalid: {sum(n for _, n in ranked[5:])} x other reasons")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvPreview:
+    """The start of a file as the importer will read it, for the import dialog."""
+
+    encoding: str
+    encoding_guessed: bool
+    delimiter: str  # the character
+    header: bool
+    columns: tuple[str, ...]  # header cells as written, or column_1, column_2...
+    fields: tuple[str, ...]  # each column's merge field name
+    rows: tuple[tuple[str, ...], ...]  # the first data rows, as read
+    address_column: int | None  # found by name, or guessed from the cells; None: ask
+
+    @property
+    def delimiter_name(self) -> str:
+        return DELIMITERS.get(self.delimiter, repr(self.delimiter))
+
+
+class Address(NamedTuple):
+    """A valid address: what the campaign shows and what SMTP and duplicates need."""
+
+    email: str  # local@domain, the domain in Unicode (email-validator's normalised form)
+    local: str  # the local part as RCPT TO sends it (quoted if it must be)
+    domain: str  # A-label, lower case
+    smtputf8: bool  # the local part is not ASCII
+
+    @property
+    def key(self) -> str:
+        """One mailbox however it is written: local part lower-cased, A-label domain."""
+        return f"{self.local.lower()}@{self.domain}"
+
+
+# ---- addresses ---------------------------------------------------------------------------
 
 
 def field_name(header: str) -> str:
@@ -52,111 +273,623 @@ def field_name(header: str) -> str:
     return "_".join(header.strip().lower().split())
 
 
-def ascii_domain(domain: str) -> str:
-    """The A-label form of a domain (``bücher.test`` -> ``xn--bcher-kva.test``)."""
-    return _ascii_domain(domain.strip().rstrip(".").lower())
+def check_address(cell: str) -> Address | str:
+    """The address in a cell, or the plain reason it is not one.
 
-
-@functools.lru_cache(maxsize=4096)
-def _ascii_domain(domain: str) -> str:
-    # Cached: a list of a million addresses has a few thousand domains at most.
-    try:
-        ascii_form = domain.encode("idna").decode("ascii")
-    except UnicodeError as error:
-        raise ValueError(f"the domain {domain!r} is not a valid internationalised name") from error
-    labels = ascii_form.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise ValueError(f"the domain {domain!r} is not a valid domain name")
-    return ascii_form
+    Surrounding spaces and a ``Name <address>`` form are accepted; any CR, LF or NUL in
+    the cell makes it invalid.
+    """
+    if "\r" in cell or "\n" in cell:
+        return _LINE_BREAK
+    if "\0" in cell:
+        return _NUL
+    address = cell.strip()
+    if not address:
+        return _EMPTY
+    if address.endswith(">"):
+        address = _without_display_name(address)
+    if address.endswith("."):
+        address = address[:-1]  # a fully qualified domain: the same DNS name
+    checked = ordinary_address(address) or full_address_check(address)
+    if isinstance(checked, str):
+        return checked
+    if "." not in checked.domain:
+        return _NO_DOT
+    local_octets = len(checked.local) if checked.local.isascii() else len(checked.local.encode())
+    if local_octets > LOCAL_PART_MAX_OCTETS:
+        return _LOCAL_TOO_LONG
+    return checked
 
 
 def parse_address(raw: str) -> tuple[str, str]:
-    """(address as given, trimmed; its domain in A-label form), or ValueError with why."""
-    if _UNSAFE.search(raw):
-        raise ValueError("the address contains a line break or NUL")
-    address = raw.strip()
-    if address.endswith(">") and "<" in address:
-        address = address[address.rindex("<") + 1 : -1].strip()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        raise ValueError("the address has no local part or no domain")
-    if _SPACE.search(address) and not local.startswith('"'):
-        raise ValueError("the address contains spaces")
-    return address, ascii_domain(domain)
+    """(the address normalised, its domain's A-label), or ValueError saying why not."""
+    checked = check_address(raw)
+    if isinstance(checked, str):
+        raise ValueError(checked)
+    return checked.email, checked.domain
 
 
-def read_recipients(path: Path, summary: ImportSummary) -> Iterator[NewRecipient]:
-    """Stream the rows of ``path`` as campaign rows, filling ``summary`` as it goes."""
+def ascii_domain(domain: str) -> str:
+    """The A-label form of a domain (``Bücher.test.`` -> ``xn--bcher-kva.test``), or
+    ValueError saying why it is not a mail domain."""
+    name = domain.strip()
+    name = name[:-1] if name.endswith(".") else name
+    checked = check_address(f"a@{name}") if name else _EMPTY
+    if isinstance(checked, str):
+        raise ValueError(checked.replace("the address", "the domain"))
+    return checked.domain
+
+
+def ordinary_address(address: str) -> Address | None:
+    """The fast path: the result email-validator would give, for a plainly ordinary ASCII
+    address; None when the address is anything else (or invalid) and needs the full check.
+    """
+    match = _ORDINARY.fullmatch(address)
+    if match is None:
+        return None
+    local, domain = match.groups()
+    if local.lower() in _CASE_INSENSITIVE_NAMES:
+        return None
+    checked = _checked_domain(domain)
+    if checked is None:
+        return None
+    shown, ascii_form = checked
+    email = f"{local}@{shown}"
+    # email-validator's length checks: the address as given, normalised, and in ASCII.
+    longest = max(len(address), len(email.encode()), len(local) + 1 + len(ascii_form))
+    if longest > ADDRESS_MAX_OCTETS:
+        return None
+    return Address(email, local, ascii_form, False)
+
+
+def full_address_check(address: str) -> Address | str:
+    """email-validator's verdict on an address (without display name), reason made plain."""
     try:
-        handle = path.open("r", encoding="utf-8-sig", newline="")
+        checked = _validate(address)
+    except EmailNotValidError as error:
+        return plain_reason(str(error))
+    return Address(checked.normalized, checked.local_part, checked.ascii_domain, checked.smtputf8)
+
+
+def plain_reason(message: str) -> str:
+    """email-validator's message as a short lower-case reason with no per-row counts (so
+    that reasons can be counted)."""
+    for pattern, reason in _PLAIN:
+        if pattern.search(message):
+            return reason
+    text = _TOO_MANY.sub("", message).rstrip(".")
+    for wording, plain in _WORDING:
+        text = text.replace(wording, plain)
+    return text[:1].lower() + text[1:]
+
+
+@functools.lru_cache(maxsize=65536)
+def _checked_domain(domain: str) -> tuple[str, str] | None:
+    """(Unicode form, A-label) of an ASCII domain that email-validator accepts, else None.
+
+    Cached: a list of a million addresses has a few thousand domains at most.
+    """
+    try:
+        checked = _validate(f"a@{domain}")
+    except EmailNotValidError:
+        return None
+    return checked.domain, checked.ascii_domain
+
+
+def _validate(address: str) -> ValidatedEmail:
+    """email-validator, syntax only: no DNS; SMTPUTF8 and quoted local parts allowed; no
+    IP literals; ``.test`` allowed for the lab (else a special-use name, RFC 6761 6.2)."""
+    return validate_email(
+        address,
+        check_deliverability=False,
+        allow_smtputf8=True,
+        allow_quoted_local=True,
+        allow_domain_literal=False,
+        allow_display_name=False,
+        test_environment=True,
+    )
+
+
+def _without_display_name(cell: str) -> str:
+    """The ``address`` of ``Name <address>``: from the first ``<`` outside quotes."""
+    quoted = escaped = False
+    for index, char in enumerate(cell):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = quoted
+        elif char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            return cell[index + 1 : -1].strip()
+    return cell
+
+
+# ---- the file: encoding, delimiter, layout -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """A file's encoding and the decoded start of it (complete lines only)."""
+
+    encoding: str  # a Python codec name
+    guessed: bool  # chosen by the detector
+    skip: int  # bytes of byte order mark before the text
+    text: str
+    complete: bool  # the text is the whole file
+
+
+@dataclass(frozen=True, slots=True)
+class _Format:
+    """How a file is read: found once from its sample, used by preview and import alike."""
+
+    encoding: str
+    guessed: bool
+    skip: int
+    delimiter: str
+    records: tuple[tuple[str, ...], ...]  # the first non-blank records of the sample
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    header: bool
+    cells: tuple[str, ...]  # as written (column_N without a header)
+    names: tuple[str, ...]  # merge field names, unique
+    address: int | None
+
+
+def _start(path: Path, handle: BinaryIO, encoding: str | None) -> _Start:
+    """The encoding: the caller's; a byte order mark's; UTF-8 if the sample decodes as
+    UTF-8; else the detector's guess from the sample."""
+    sample = handle.read(SAMPLE_BYTES)
+    at_end = len(sample) < SAMPLE_BYTES
+    bom, bom_codec = next(((b, c) for b, c in _BOMS if sample.startswith(b)), (b"", ""))
+    guessed = False
+    wide = encoding is not None and _family(_codec(encoding)) in ("utf-16", "utf-32")
+    if not bom:
+        _refuse_binary(path, sample, nul_is_text=wide)
+    if encoding is not None:
+        codec = _codec(encoding)
+        if bom and _family(codec) == _family(bom_codec):
+            codec = bom_codec  # the mark says which byte order; skip it
+        else:
+            bom = b""
+    elif bom:
+        codec = bom_codec
+    elif _is_utf8(sample, at_end):
+        codec = "utf-8"
+    else:
+        codec, guessed = _legacy_encoding(path, handle, sample), True
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(sample[len(bom) :], final=at_end)
+    except UnicodeDecodeError:
+        raise _decoding_error(path, handle, codec, len(bom)) from None
+    if not at_end:  # the last line may be cut
+        text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
+    return _Start(codec, guessed, len(bom), text, at_end)
+
+
+def _detect(path: Path, handle: BinaryIO, encoding: str | None, delimiter: str | None) -> _Format:
+    start = _start(path, handle, encoding)
+    chosen = guess_delimiter(start.text) if delimiter is None else _delimiter(delimiter)
+    try:
+        records = _sample_records(start.text, chosen, complete=start.complete)
+    except csv.Error as error:
+        raise RecipientsError(f"{path}: {error}: check the quotes near the start") from None
+    if not records and not start.complete:
+        raise RecipientsError(
+            f"{path} has no line break in its first MiB: it is not a CSV list of recipients"
+        )
+    if not records:
+        raise RecipientsError(f"{path} is empty: it needs a header row with an email column")
+    return _Format(start.encoding, start.guessed, start.skip, chosen, records)
+
+
+def _refuse_binary(path: Path, sample: bytes, *, nul_is_text: bool) -> None:
+    if sample.startswith(b"PK\x03\x04"):
+        if b"xl/" in sample[:4096] or b"[Content_Types].xml" in sample[:4096]:
+            what, advice = "an Excel workbook", _EXCEL_ADVICE
+        elif b"opendocument.spreadsheet" in sample[:4096]:
+            what, advice = "a spreadsheet (.ods)", "use File > Save As > Text CSV, UTF-8"
+        else:
+            what, advice = "a ZIP archive", "extract the list and export it as CSV UTF-8"
+        raise RecipientsError(f"{path} is {what}, not CSV: {advice}")
+    for magic, what, advice in _MAGIC:
+        if sample.startswith(magic):
+            raise RecipientsError(f"{path} is {what}, not CSV: {advice}")
+    if b"\0" in sample and not nul_is_text:
+        # ASCII in UTF-16 has a NUL in every other byte: after the text (LE) or before.
+        if sample[1::2].count(0) > len(sample) // 4:
+            order = "utf-16-le"
+        elif sample[0::2].count(0) > len(sample) // 4:
+            order = "utf-16-be"
+        else:
+            raise RecipientsError(
+                f"{path} is not a text file (it holds NUL bytes): export the list as CSV UTF-8"
+            )
+        raise RecipientsError(
+            f"{path} looks like UTF-16 text without a byte order mark: choose the encoding "
+            f"{order}, or save it as CSV UTF-8"
+        )
+
+
+def _codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise RecipientsError(
+            f"unknown encoding {encoding!r}: use a name such as utf-8, cp1252 or iso-8859-15"
+        ) from None
+
+
+def _family(codec: str) -> str:
+    """utf-8 / utf-16 / utf-32 for the Unicode codecs (any byte order, with or without
+    mark), else the codec itself."""
+    name = codecs.lookup(codec).name
+    return name[:6] if name.startswith(("utf-16", "utf-32")) else name.removesuffix("-sig")
+
+
+def _delimiter(delimiter: str) -> str:
+    names = {name: char for char, name in DELIMITERS.items()}
+    chosen = names.get(delimiter.strip().lower(), delimiter)
+    if len(chosen) != 1 or chosen in '"\r\n':
+        raise RecipientsError(
+            f"the delimiter {delimiter!r} cannot be used: give one character "
+            "(or comma, semicolon, tab, pipe)"
+        )
+    return chosen
+
+
+def _is_utf8(sample: bytes, at_end: bool) -> bool:
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=at_end)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _legacy_encoding(path: Path, handle: BinaryIO, sample: bytes) -> str:
+    best = charset_normalizer.from_bytes(sample, cp_isolation=list(_LEGACY_ENCODINGS)).best()
+    if best is None:
+        raise _decoding_error(path, handle, "utf-8", 0, "and no other encoding fits it")
+    # The detector names one of the code pages that decode the sample identically; the
+    # most common Windows one is the better name for it.
+    return "cp1252" if "cp1252" in best.could_be_from_charset else _codec(best.encoding)
+
+
+def guess_delimiter(text: str) -> str:
+    """The delimiter that splits the first records of ``text`` into the most rows as wide
+    as the first one (quotes respected); a comma when none splits the first row."""
+    best, best_score = ",", 0
+    for delimiter in DELIMITERS:
+        try:
+            records = _sample_records(text, delimiter, complete=True)
+        except csv.Error:
+            continue
+        width = len(records[0]) if records else 0
+        score = sum(len(record) == width for record in records) if width > 1 else 0
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _sample_records(text: str, delimiter: str, *, complete: bool) -> tuple[tuple[str, ...], ...]:
+    """The first non-blank records of ``text`` (the last dropped if it may be cut)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    records = []
+    for record in reader:
+        if not _blank(record):
+            records.append(tuple(record))
+            if len(records) > SNIFF_RECORDS:
+                return tuple(records[:SNIFF_RECORDS])
+    if not complete and records:
+        records.pop()
+    return tuple(records)
+
+
+def _layout(path: Path, fmt: _Format, address_column: str | int | None) -> _Layout:
+    first = fmt.records[0]
+    header = not any(isinstance(check_address(cell), Address) for cell in first)
+    if header:
+        cells = tuple(first)
+        names = _unique([field_name(cell) or f"column_{n}" for n, cell in enumerate(cells, 1)])
+        data = fmt.records[1:]
+    else:
+        cells = tuple(f"column_{n}" for n in range(1, len(first) + 1))
+        names = cells
+        data = fmt.records
+    if address_column is not None:
+        address: int | None = _chosen_column(path, cells, names, address_column)
+    else:
+        address = named_address_column(names)
+        if address is None:
+            address = _column_of_addresses(len(cells), data)
+    return _Layout(header, cells, names, address)
+
+
+def _unique(names: list[str]) -> tuple[str, ...]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return tuple(unique)
+
+
+def _compact(name: str) -> str:
+    return re.sub(r"[\s_.\-]", "", name.lower())
+
+
+_ADDRESS_NAMES: Final = tuple(_compact(name) for name in ADDRESS_COLUMN_NAMES)
+
+
+def named_address_column(headers: Sequence[str]) -> int | None:
+    """The index of the header cell that names an address column (``Email``,
+    ``E-mail Address``, ``Courriel``...: :data:`ADDRESS_COLUMN_NAMES`), if one does."""
+    compact = [_compact(name) for name in headers]
+    for wanted in _ADDRESS_NAMES:
+        if wanted in compact:
+            return compact.index(wanted)
+    return None
+
+
+def _column_of_addresses(width: int, data: Sequence[Sequence[str]]) -> int | None:
+    """The column where most of the first rows hold an address, if any does."""
+    counts = [0] * width
+    for record in data:
+        for index, cell in enumerate(record[:width]):
+            if "@" in cell and isinstance(check_address(cell), Address):
+                counts[index] += 1
+    best = max(range(width), key=counts.__getitem__, default=None)
+    if best is None or counts[best] * 2 <= len(data):
+        return None
+    return best
+
+
+def _chosen_column(
+    path: Path, cells: tuple[str, ...], names: tuple[str, ...], chosen: str | int
+) -> int:
+    if isinstance(chosen, int):
+        if 0 <= chosen < len(cells):
+            return chosen
+    else:
+        wanted = field_name(chosen)
+        for index, (cell, name) in enumerate(zip(cells, names, strict=True)):
+            if chosen in (cell, name) or field_name(cell) == wanted:
+                return index
+    raise RecipientsError(
+        f"{path} has no column {chosen!r} (its columns: {', '.join(cells)}): "
+        "choose one of these, by name or by number from 0"
+    )
+
+
+def _decoding_error(
+    path: Path, handle: BinaryIO, codec: str, skip: int, also: str = ""
+) -> RecipientsError:
+    """Where the first byte the codec cannot decode is (read again from the start: only
+    on this error path)."""
+    label = "UTF-8" if _family(codec) == "utf-8" else codec
+    handle.seek(skip)
+    decoder = codecs.getincrementaldecoder(codec)()
+    lines = _LineCounter()
+    while True:
+        chunk = handle.read(SAMPLE_BYTES)
+        try:
+            lines.add(decoder.decode(chunk, final=not chunk))
+        except UnicodeDecodeError as error:
+            lines.add(error.object[: error.start].decode(codec, errors="replace"))
+            byte = error.object[error.start : error.start + 1].hex().upper()
+            return RecipientsError(
+                f"{path} is not {label} text at line {lines.line} (byte 0x{byte}){also}: "
+                "save it as CSV UTF-8, or if it is a legacy export, choose its encoding "
+                "(e.g. cp1252)"
+            )
+        if not chunk:  # pragma: no cover - the caller saw an error
+            return RecipientsError(f"{path} is not {label} text{also}: save it as CSV UTF-8")
+
+
+class _LineCounter:
+    """Line breaks as csv counts them (CRLF, LF or CR), across chunks."""
+
+    def __init__(self) -> None:
+        self.line = 1
+        self._after_cr = False
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+        if self._after_cr and text.startswith("\n"):
+            breaks -= 1
+        self.line += breaks
+        self._after_cr = text.endswith("\r")
+
+
+def _blank(record: Sequence[str]) -> bool:
+    return not any(cell.strip() for cell in record)
+
+
+# ---- preview and import --------------------------------------------------------------------
+
+
+def preview_csv(
+    path: Path, *, encoding: str | None = None, delimiter: str | None = None, rows: int = 20
+) -> CsvPreview:
+    """The file as :func:`read_recipients` will read it: encoding, delimiter, header, the
+    first ``rows`` data rows (at most :data:`SNIFF_RECORDS`) and the address column found
+    by name or guessed from the cells (None: the user must choose)."""
+    with _open(path) as handle:
+        fmt, layout = _inspect(path, handle, encoding, delimiter, None)
+    data = fmt.records[1:] if layout.header else fmt.records
+    return CsvPreview(
+        encoding=fmt.encoding,
+        encoding_guessed=fmt.guessed,
+        delimiter=fmt.delimiter,
+        header=layout.header,
+        columns=layout.cells,
+        fields=layout.names,
+        rows=data[: max(rows, 0)],
+        address_column=layout.address,
+    )
+
+
+def read_header(
+    path: Path,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    address_column: str | int | None = None,
+) -> list[str]:
+    """The merge fields the rows of ``path`` will have (every column but the address's),
+    or RecipientsError as :func:`read_recipients` would raise it before the first row."""
+    with _open(path) as handle:
+        _, layout = _inspect(path, handle, encoding, delimiter, address_column)
+    column = _address_column(path, layout)
+    return [name for index, name in enumerate(layout.names) if index != column]
+
+
+def read_recipients(
+    path: Path,
+    summary: ImportSummary,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    address_column: str | int | None = None,
+    suppression: SuppressionList | None = None,
+) -> Iterator[NewRecipient]:
+    """Stream the rows of ``path`` as campaign rows, filling ``summary`` as it goes.
+
+    ``encoding`` (a codec name) and ``delimiter`` (a character or comma, semicolon, tab,
+    pipe) override detection; ``address_column`` is a header name or a 0-based index.
+    Valid rows are QUEUED, rows with a bad address INVALID and rows on ``suppression``
+    SUPPRESSED (each with its reason); duplicates are counted and not yielded. Lazy:
+    nothing is read until the first row is asked for.
+    """
+    with _open(path) as handle:
+        fmt, layout = _inspect(path, handle, encoding, delimiter, address_column)
+        column = _address_column(path, layout)
+        summary.encoding = fmt.encoding
+        summary.encoding_guessed = fmt.guessed
+        summary.delimiter = DELIMITERS.get(fmt.delimiter, repr(fmt.delimiter))
+        summary.header = layout.header
+        summary.address_column = layout.cells[column]
+        summary.columns = tuple(n for i, n in enumerate(layout.names) if i != column)
+        records = _records(path, handle, fmt.encoding, fmt.skip, fmt.delimiter)
+        if layout.header:
+            next(records, None)
+        yield from _recipients(records, layout, column, summary, suppression)
+
+
+def text_lines(path: Path, *, encoding: str | None = None) -> Iterator[str]:
+    """The lines of a text file, without line ends, its encoding found as for a recipients
+    file (for lists of addresses such as the suppression list)."""
+    with _open(path) as handle:
+        start = _start(path, handle, encoding)
+        handle.seek(start.skip)
+        text = io.TextIOWrapper(handle, encoding=start.encoding, newline=None)
+        while True:
+            try:
+                line = next(text, None)
+            except UnicodeDecodeError:
+                raise _decoding_error(path, handle, start.encoding, start.skip) from None
+            if line is None:
+                return
+            yield line.rstrip("\n")
+
+
+def _inspect(
+    path: Path,
+    handle: BinaryIO,
+    encoding: str | None,
+    delimiter: str | None,
+    address_column: str | int | None,
+) -> tuple[_Format, _Layout]:
+    fmt = _detect(path, handle, encoding, delimiter)
+    return fmt, _layout(path, fmt, address_column)
+
+
+def _address_column(path: Path, layout: _Layout) -> int:
+    if layout.address is None:
+        raise RecipientsError(
+            f"{path} has no email column (its columns: {', '.join(layout.cells)}) and no "
+            "column whose cells look like addresses: name the address column 'email' or "
+            "choose it"
+        )
+    return layout.address
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
     except OSError as error:
         raise RecipientsError(f"cannot read {path}: {error.strerror}") from error
-    with handle:
+
+
+def _records(
+    path: Path, handle: BinaryIO, encoding: str, skip: int, delimiter: str
+) -> Iterator[list[str]]:
+    """The file's non-blank records, streamed; decoding and CSV errors as RecipientsError
+    naming the line."""
+    handle.seek(skip)
+    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
+    reader = csv.reader(text, delimiter=delimiter, strict=False)
+    while True:
         try:
-            sample = handle.read(65536)
-        except UnicodeDecodeError as error:
+            record = next(reader)
+        except StopIteration:
+            return
+        except UnicodeDecodeError:
+            raise _decoding_error(path, handle, encoding, skip) from None
+        except csv.Error as error:
             raise RecipientsError(
-                f"{path} is not UTF-8 text: save it as CSV UTF-8 and try again"
-            ) from error
-        handle.seek(0)
-        dialect = sniff_dialect(sample)
-        try:
-            yield from _rows(path, csv.reader(handle, dialect), summary)
-        except UnicodeDecodeError as error:
-            raise RecipientsError(
-                f"{path} is not UTF-8 text past its start: save it as CSV UTF-8"
-            ) from error
+                f"{path} line {reader.line_num}: {error}: check the quotes on that line"
+            ) from None
+        if record and (record[0].strip() or not _blank(record)):
+            yield record
 
 
-def sniff_dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
-    """The CSV dialect of a file's start; if the sniffer gives up (it does on CRLF files
-    with quoted delimiters), the delimiter most frequent in the header line."""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
-    except csv.Error:
-        header = sample.splitlines()[0] if sample else ""
-        delimiter = max(_DELIMITERS, key=header.count)
-
-        class Sniffed(csv.excel):
-            pass
-
-        Sniffed.delimiter = delimiter if header.count(delimiter) else ","
-        return Sniffed
-
-
-def _rows(
-    path: Path, reader: Iterator[list[str]], summary: ImportSummary
+def _recipients(
+    records: Iterator[list[str]],
+    layout: _Layout,
+    column: int,
+    summary: ImportSummary,
+    suppression: SuppressionList | None,
 ) -> Iterator[NewRecipient]:
-    header = next(reader, None)
-    if header is None:
-        raise RecipientsError(f"{path} is empty: it needs a header row with an email column")
-    names = [field_name(column) for column in header]
-    lookup = [name.replace("_", " ") for name in names]
-    column = next((lookup.index(c) for c in _ADDRESS_COLUMNS if c in lookup), None)
-    if column is None:
-        raise RecipientsError(
-            f"{path} has no email column (its columns: {', '.join(header)}): "
-            "name the address column 'email'"
-        )
+    width = len(layout.names)
+    others = tuple(name for index, name in enumerate(layout.names) if index != column)
+    ragged = f"the row has more cells than the {'header' if layout.header else 'first'} row"
+    reasons = summary.invalid_reasons
     seen: set[str] = set()
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
+    for record in records:
         summary.rows += 1
-        fields = {
-            name: value for name, value in zip(names, row, strict=False) if name != names[column]
-        }
-        raw = row[column] if column < len(row) else ""
-        try:
-            address, domain = parse_address(raw)
-        except ValueError as error:
+        if len(record) != width:
+            if len(record) > width and not _blank(record[width:]):
+                cells = record[:column] + record[column + 1 : width]
+                fields = dict(zip(others, cells, strict=True))
+                summary.invalid += 1
+                reasons[ragged] = reasons.get(ragged, 0) + 1
+                yield NewRecipient(record[column], "", fields, Status.INVALID, ragged)
+                continue
+            record = (record + [""] * width)[:width]
+        cell = record[column]
+        fields = dict(zip(others, record[:column] + record[column + 1 :], strict=True))
+        checked = check_address(cell)
+        if isinstance(checked, str):
             summary.invalid += 1
-            yield NewRecipient(raw, "", fields, Status.INVALID, str(error))
+            reasons[checked] = reasons.get(checked, 0) + 1
+            yield NewRecipient(cell, "", fields, Status.INVALID, checked)
             continue
-        key = f"{address.rpartition('@')[0].lower()}@{domain}"  # one mailbox, however written
+        key = checked.key
         if key in seen:
             summary.duplicates += 1
             continue
         seen.add(key)
+        entry = suppression.lookup(key, checked.domain) if suppression is not None else None
+        if entry is not None:
+            summary.suppressed += 1
+            reason = f"on the suppression list (entry {entry})"
+            yield NewRecipient(checked.email, checked.domain, fields, Status.SUPPRESSED, reason)
+            continue
         summary.valid += 1
-        yield NewRecipient(address, domain, fields)
+        summary.smtputf8 += checked.smtputf8
+        yield NewRecipient(checked.email, checked.domain, fields)

@@ -312,7 +312,7 @@ async def test_mxmailer_lab_runs_standalone_and_send_uses_it(tmp_path: Path) -> 
 
 async def test_a_failed_import_leaves_no_campaign_to_resume(tmp_path: Path) -> None:
     recipients = tmp_path / "r.csv"
-    lines = [f"u{n}@plain.test,n{n}\n".encode() for n in range(5000)]
+    lines = [f"u{n}@plain.test,n{n}\n".encode() for n in range(80000)]
     recipients.write_bytes(b"email,name\n" + b"".join(lines) + b"bad\xff@plain.test,x\n")
     message = write_message(tmp_path / "m.eml")
     state = tmp_path / "campaign.mxm"
