@@ -1,0 +1,179 @@
+"""Addresses in headers: an addr-spec made safe whatever a value holds, and the mailbox
+templates of From, Reply-To, Cc and To.
+
+Only a display name is ever RFC 2047-encoded (RFC 2047 §5(3)); an address's domain goes
+out in its ASCII (A-label) form, so that only a non-ASCII local part leaves raw UTF-8 in
+a header (RFC 6532), the one case where the message needs SMTPUTF8.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email import errors, headerregistry, policy
+
+from core.message.errors import TemplateError
+from core.message.fields import EMAIL, FIELD, Context, Segments, Slot, slot
+from core.message.fields import segments as text_segments
+from core.message.words import fold, hard_fold, phrase
+
+_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
+_DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*|\[[!-Z^-~]*\]")
+_DOTS = re.compile(r"\.{2,}")
+# The addresses nearly every recipient has: ASCII dot-atom @ an ASCII host name.
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*"
+    r"@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
+)
+_NOT_IN_DOMAIN = re.compile(r"[^A-Za-z0-9\-.\u0080-\U0010ffff]")
+
+
+def addr_spec(address: str) -> str:
+    """``local@domain`` that parses as one address, whatever ``address`` holds.
+
+    A local part that is not a dot-atom is quoted; a non-ASCII domain is given its
+    A-label; characters no address can hold (controls, or spaces in a domain) are dropped.
+    """
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address
+    address = _CONTROL.sub("", address).strip()
+    local, at, domain = address.rpartition("@")
+    domain = _domain(domain) if at else ""
+    if not domain:  # no address at all: the text, quoted, is all there is to show
+        local, at = address, ""
+    if not _DOT_ATOM.fullmatch(local):
+        local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{local}@{domain}" if at else local
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str:
+    """A dot-atom domain (RFC 5322 §3.4.1): a DNS root dot ("example.com.") or an empty
+    label would make the address unreadable."""
+    if domain.isascii() and _ASCII_DOMAIN.fullmatch(domain):
+        return domain
+    domain = _DOTS.sub(".", _NOT_IN_DOMAIN.sub("", domain)).strip(".")
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain  # raw UTF-8: the message will need SMTPUTF8
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    """``display <address>``, both possibly holding fields."""
+
+    display: Segments
+    address: Segments
+
+    def tokens(self, values: Mapping[str, str]) -> list[str]:
+        words = phrase(self.display.fill(values)) if self.display else []
+        return [*words, f"<{addr_spec(self.address.fill(values))}>"]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """``display: member, member;`` (RFC 5322 §3.4), e.g. ``undisclosed-recipients:;``."""
+
+    display: Segments
+    members: tuple[Mailbox, ...]
+
+    def tokens(self, values: Mapping[str, str]) -> list[str]:
+        words = phrase(self.display.fill(values)) or ['""']
+        words[-1] += ":"
+        words += _listed(self.members, values)
+        words[-1] += ";"
+        return words
+
+
+def _listed(items: tuple[Mailbox | Group, ...], values: Mapping[str, str]) -> list[str]:
+    tokens: list[str] = []
+    for index, item in enumerate(items):
+        if index:
+            tokens[-1] += ","
+        tokens += item.tokens(values)
+    return tokens
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHeader:
+    """A whole address header, rendered per recipient."""
+
+    name: str
+    items: tuple[Mailbox | Group, ...]
+
+    def __call__(self, values: Mapping[str, str]) -> bytes:
+        return fold(self.name, _listed(self.items, values))
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientHeader:
+    """``To``: the template's display name, if any, and always the recipient's address.
+    Rendered for every message, so the common case (no display name) is one format."""
+
+    name: str
+    display: Segments
+
+    def __call__(self, values: Mapping[str, str]) -> bytes:
+        address = addr_spec(values[EMAIL])
+        if self.display:
+            return fold(self.name, [*phrase(self.display.fill(values)), f"<{address}>"])
+        return hard_fold(f"{self.name}: <{address}>\r\n".encode())
+
+
+def recipient_header(name: str, display: Segments) -> RecipientHeader:
+    return RecipientHeader(name, display)
+
+
+def parse_addresses(name: str, value: str) -> tuple[Mailbox | Group, ...]:
+    """An address header's value compiled to mailbox templates.
+
+    The stdlib parser reads the syntax (quoting, comments, encoded words); each field is
+    first replaced by an atom that cannot occur in the value, so that a default holding
+    a comma or a quote cannot change the header's structure.
+    """
+    tag = next(f"z{n}q" for n in itertools.count() if f"z{n}q" not in value)
+    matches: list[re.Match[str]] = []
+
+    def mark(match: re.Match[str]) -> str:
+        matches.append(match)
+        return f"mxf{len(matches) - 1}{tag}"
+
+    marked = FIELD.sub(mark, value)
+    try:
+        header = policy.default.header_factory("to", marked)
+    except (errors.HeaderParseError, IndexError, ValueError) as error:
+        raise TemplateError(f"the {name} header cannot be read as addresses: {error}") from error
+    if not isinstance(header, headerregistry.AddressHeader):  # pragma: no cover - stdlib
+        raise TemplateError(f"the {name} header cannot be read as addresses")
+    placeholder = re.compile(rf"mxf(\d+){tag}")
+
+    def compiled(text: str) -> Segments:
+        parts: list[str | Slot] = []
+        position = 0
+        for found in placeholder.finditer(text):
+            parts += text_segments(text[position : found.start()])
+            parts.append(slot(matches[int(found.group(1))], Context.TEXT))
+            position = found.end()
+        parts += text_segments(text[position:])
+        return Segments(parts)
+
+    def mailbox(address: headerregistry.Address) -> Mailbox:
+        spec = address.username + ("@" + address.domain if address.domain else "")
+        return Mailbox(compiled(address.display_name), compiled(spec))
+
+    items: list[Mailbox | Group] = []
+    for group in header.groups:
+        members = tuple(mailbox(address) for address in group.addresses)
+        if group.display_name is None:
+            items += members
+        else:
+            items.append(Group(compiled(group.display_name), members))
+    return tuple(items)
