@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import dataclasses
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +25,14 @@ from core.progress import JSONLines, ProgressBar
 from core.recipients import (
     ImportSummary,
     RecipientsError,
-    field_name,
     parse_address,
+    read_header,
     read_recipients,
 )
 from core.retry import RetryPolicy
 from core.smtp import TLSPolicy, UnsafeArgumentError, commands
-from core.store import CampaignStore, Status, StoreError
+from core.store import CampaignStore, NewRecipient, Status, StoreError
+from core.suppression import SuppressionList
 from core.template import MessageTemplate, TemplateError
 
 EXIT_DELIVERED, EXIT_UNDELIVERED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -48,6 +49,25 @@ class UsageError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipients", type=Path, help="CSV with an email column")
+    parser.add_argument(
+        "--encoding", help="the CSV's text encoding (default: detected, e.g. utf-8, cp1252)"
+    )
+    parser.add_argument(
+        "--delimiter", help="the CSV's delimiter: comma, semicolon, tab, pipe (default: detected)"
+    )
+    parser.add_argument(
+        "--address-column",
+        metavar="NAME|INDEX",
+        help="the column holding addresses, by header or 0-based index (default: found by name)",
+    )
+    parser.add_argument(
+        "--suppression",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="addresses and @domains never to send to (repeatable); matches are 'suppressed'",
+    )
     parser.add_argument("--message", type=Path, help="the message as .eml, {{column}} merged")
     parser.add_argument("--sender", help="envelope sender (MAIL FROM)")
     parser.add_argument("--helo", help="name sent in EHLO (default: the sender's domain)")
@@ -213,21 +233,71 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     sender = _check_sender(args.sender)
     helo = args.helo or sender.rpartition("@")[2]
     config = _engine_config(args, helo, sender)
-    message = _read_message(args.message, args.recipients)
+    source = _RecipientsSource.from_args(args)
+    if source.suppression is not None and source.suppression.rejected:
+        first = source.suppression.rejected[0]
+        print(
+            f"suppression list: {len(source.suppression.rejected)} line(s) ignored, not an "
+            f"address or @domain (first: line {first.line} {first.entry!r}: {first.reason})",
+            file=sys.stderr,
+        )
+    message = _read_message(args.message, source)
     path = args.state or _temporary_state()
     summary = ImportSummary()
-    _import(path, sender, message, helo, args.recipients, summary)
+    _import(path, sender, message, helo, source, summary)
     store, _ = CampaignStore.open(path)
-    print(
-        f"imported {summary.rows} rows: {summary.valid} valid, {summary.invalid} invalid, "
-        f"{summary.duplicates} duplicates dropped",
-        file=sys.stderr,
-    )
-    return _Inputs(store, config, summary.valid + summary.invalid)
+    print(summary.describe(), file=sys.stderr)
+    return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
+
+
+@dataclass(frozen=True, slots=True)
+class _RecipientsSource:
+    """The recipients file and how to read it, as the options say."""
+
+    path: Path
+    encoding: str | None
+    delimiter: str | None
+    address_column: str | int | None
+    suppression: SuppressionList | None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _RecipientsSource:
+        column = args.address_column
+        suppression = SuppressionList.load(*args.suppression) if args.suppression else None
+        return cls(
+            args.recipients,
+            args.encoding,
+            args.delimiter,
+            int(column) if column is not None and column.isdigit() else column,
+            suppression,
+        )
+
+    def fields(self) -> list[str]:
+        return read_header(
+            self.path,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            address_column=self.address_column,
+        )
+
+    def rows(self, summary: ImportSummary) -> Iterator[NewRecipient]:
+        return read_recipients(
+            self.path,
+            summary,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            address_column=self.address_column,
+            suppression=self.suppression,
+        )
 
 
 def _import(
-    path: Path, sender: str, message: bytes, helo: str, recipients: Path, summary: ImportSummary
+    path: Path,
+    sender: str,
+    message: bytes,
+    helo: str,
+    source: _RecipientsSource,
+    summary: ImportSummary,
 ) -> None:
     """Build the campaign file under a temporary name and give it its name only once the
     import is complete: an interrupted import must not look like a campaign to resume."""
@@ -238,7 +308,7 @@ def _import(
         with CampaignStore.create(
             partial, sender=sender, message=message, settings={"helo": helo}
         ) as store:
-            store.add_recipients(read_recipients(recipients, summary))
+            store.add_recipients(source.rows(summary))
         partial.replace(path)
     except BaseException:
         for leftover in (partial, *_sqlite_companions(partial)):
@@ -259,13 +329,13 @@ def _check_sender(sender: str) -> str:
     return address
 
 
-def _read_message(path: Path, recipients: Path) -> bytes:
+def _read_message(path: Path, recipients: _RecipientsSource) -> bytes:
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read the message {path}: {error.strerror}") from error
     template = MessageTemplate(raw)
-    columns = _columns(recipients)
+    columns = recipients.fields()
     unknown = template.unknown_fields(columns)
     if unknown:
         raise UsageError(
@@ -273,20 +343,6 @@ def _read_message(path: Path, recipients: Path) -> bytes:
             f"(columns: {', '.join(sorted(columns))})"
         )
     return raw
-
-
-def _columns(recipients: Path) -> set[str]:
-    try:
-        with recipients.open(encoding="utf-8-sig", newline="") as handle:
-            first = handle.readline()
-    except (OSError, UnicodeDecodeError) as error:
-        raise RecipientsError(f"cannot read {recipients}: {error}") from error
-    try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    header = next(csv.reader([first], dialect), [])
-    return {field_name(column) for column in header}
 
 
 def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineConfig:

@@ -65,16 +65,18 @@ class SuppressionList:
                 raise ValueError(f"{entry!r}: {reason}")
 
     @classmethod
-    def load(cls, path: Path) -> SuppressionList:
-        """The entries of a suppression file (see the module's docstring for its forms)."""
+    def load(cls, *paths: Path) -> SuppressionList:
+        """The entries of one or more suppression files (see the module's docstring for
+        their forms), as one list."""
         suppression = cls()
-        try:
-            for number, entry in _entries(path):
-                reason = suppression.add(entry)
-                if reason:
-                    suppression.rejected.append(Rejected(number, entry, reason))
-        except RecipientsError as error:
-            raise SuppressionError(f"suppression list: {error}") from error
+        for path in paths:
+            try:
+                for number, entry in _entries(path):
+                    reason = suppression.add(entry)
+                    if reason:
+                        suppression.rejected.append(Rejected(number, entry, reason))
+            except RecipientsError as error:
+                raise SuppressionError(f"suppression list: {error}") from error
         return suppression
 
     def add(self, entry: str) -> str:

@@ -117,7 +117,7 @@ async def test_send_the_shared_sample_campaign(tmp_path: Path) -> None:
     assert all(delivered[row["email"].lower()] == 1 for row in rows)
     greylisted = [row for row in rows if row["email"].endswith("@grey.test")]
     assert greylisted and all(row["attempts"] == "2" for row in greylisted)
-    assert "imported 30 rows: 30 valid" in err
+    assert "read 30 rows: 30 to send, 0 invalid" in err
 
 
 async def test_exit_code_1_when_some_are_not_delivered(tmp_path: Path) -> None:
