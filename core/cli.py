@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from core import __version__, send
+from core import __version__, review, send
 from core.connection import ConnectionConfig, Target, deliver
 from core.smtp import SessionConfig, TLSPolicy
 
@@ -40,6 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
         "the same --state file.",
     )
     send.add_arguments(send_parser)
+    preview = commands.add_parser(
+        "preview",
+        help="print the exact message one recipient of a campaign file receives",
+    )
+    review.add_preview_arguments(preview)
+    export = commands.add_parser(
+        "export-bounces",
+        help="write a campaign's bounced addresses (the recipients' own faults) as a "
+        "suppression list",
+    )
+    review.add_export_arguments(export)
     lab_parser = commands.add_parser(
         "lab",
         help="run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C",
@@ -100,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "send":
         return send.run(args)
+    if args.command == "preview":
+        return review.run_preview(args)
+    if args.command == "export-bounces":
+        return review.run_export_bounces(args)
     if args.command == "lab":
         return asyncio.run(_lab(args))
     if args.command == "probe":

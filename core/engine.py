@@ -44,6 +44,7 @@ from core.events import (
     SenderProblemReported,
 )
 from core.faults import Fault, SenderProblem, classify_fault
+from core.outgoing import OutgoingMessages
 from core.retry import RetryPolicy
 from core.smtp import (
     Body,
@@ -65,7 +66,7 @@ from core.store import (
     Status,
     StoreError,
 )
-from core.template import MessageTemplate, date_header, new_message_id
+from core.template import date_header, new_message_id
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +179,7 @@ class Engine:
         self.resolver = resolver or MXResolver(
             config.nameservers, timeout=config.dns_timeout, rng=self.rng
         )
-        self.template = MessageTemplate(store.message)
+        self.messages = OutgoingMessages(store.message, store.settings)
         self.sender = store.sender
         self.destinations = Destinations(config.per_destination, rate=config.rate)
         self._connection_config = ConnectionConfig(
@@ -821,7 +822,7 @@ class Engine:
             job.target = f"{host} [{address}]"
             job.address = address
             try:
-                rendered = self.template.render(
+                rendered = self.messages.render(
                     job.fields, to=job.email, message_id=job.message_id, date=job.date_header
                 )
                 body = Body.from_bytes(rendered.data, crlf_only=True)  # templates build CRLF

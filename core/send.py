@@ -13,14 +13,24 @@ import dataclasses
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
 
 from core.connection import Timeouts
+from core.dkim import DKIMError
 from core.dns import parse_nameserver
 from core.engine import Engine, EngineConfig
 from core.events import EventBus
+from core.outgoing import (
+    DKIM_DOMAIN,
+    DKIM_KEY,
+    DKIM_SELECTOR,
+    LIST_UNSUBSCRIBE_MAILTO,
+    LIST_UNSUBSCRIBE_URL,
+    OutgoingMessages,
+)
 from core.progress import JSONLines, ProgressBar
 from core.recipients import (
     ImportSummary,
@@ -33,7 +43,7 @@ from core.retry import RetryPolicy
 from core.smtp import TLSPolicy, UnsafeArgumentError, commands
 from core.store import CampaignStore, NewRecipient, Status, StoreError
 from core.suppression import SuppressionList
-from core.template import MessageTemplate, TemplateError
+from core.template import TemplateError, describe
 
 EXIT_DELIVERED, EXIT_UNDELIVERED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _STARTTLS = {
@@ -109,6 +119,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PER_MINUTE",
         help="messages per minute per mailbox provider (default: no pacing)",
     )
+    parser.add_argument(
+        "--list-unsubscribe-mailto",
+        metavar="ADDRESS",
+        help="List-Unsubscribe by mail: an address or mailto: URL ({{fields}} allowed)",
+    )
+    parser.add_argument(
+        "--list-unsubscribe-url",
+        metavar="URL",
+        help="one-click unsubscribe (RFC 8058): an https URL receiving a POST, "
+        "e.g. https://example.com/u?e={{email}}",
+    )
+    parser.add_argument("--dkim-key", type=Path, metavar="FILE", help="DKIM private key (PEM)")
+    parser.add_argument("--dkim-selector", metavar="NAME", help="DKIM selector (with --dkim-key)")
+    parser.add_argument(
+        "--dkim-domain", metavar="DOMAIN", help="DKIM signing domain (default: the sender's)"
+    )
     parser.add_argument("--starttls", choices=sorted(_STARTTLS), default="opportunistic")
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default=None)
 
@@ -123,7 +149,7 @@ class _Inputs:
 def run(args: argparse.Namespace) -> int:
     try:
         inputs = _prepare(args)
-    except (UsageError, StoreError, RecipientsError, TemplateError) as error:
+    except (UsageError, StoreError, RecipientsError, TemplateError, DKIMError) as error:
         print(f"mxmailer send: {error}", file=sys.stderr)
         return EXIT_USAGE
     with inputs.store as store:
@@ -201,6 +227,9 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
                 ("--recipients", args.recipients),
                 ("--message", args.message),
                 ("--sender", args.sender),
+                ("--list-unsubscribe-mailto", args.list_unsubscribe_mailto),
+                ("--list-unsubscribe-url", args.list_unsubscribe_url),
+                ("--dkim-key", args.dkim_key),
             )
             if value is not None
         ]
@@ -213,9 +242,10 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
         try:
             helo = args.helo or str(store.settings.get("helo", ""))
             config = _engine_config(args, helo, store.sender)
+            OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
             if args.helo:
                 store.set_settings({**store.settings, "helo": config.helo})
-        except (UsageError, StoreError):
+        except (UsageError, StoreError, TemplateError, DKIMError):
             store.close()
             raise
         return _Inputs(store, config, sum(store.counts().values()))
@@ -241,10 +271,11 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
             f"address or @domain (first: line {first.line} {first.entry!r}: {first.reason})",
             file=sys.stderr,
         )
-    message = _read_message(args.message, source)
+    settings = {"helo": helo, **_message_settings(args, sender)}
+    message = _read_message(args.message, source, settings)
     path = args.state or _temporary_state()
     summary = ImportSummary()
-    _import(path, sender, message, helo, source, summary)
+    _import(path, sender, message, settings, source, summary)
     store, _ = CampaignStore.open(path)
     print(summary.describe(), file=sys.stderr)
     return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
@@ -295,7 +326,7 @@ def _import(
     path: Path,
     sender: str,
     message: bytes,
-    helo: str,
+    settings: dict[str, object],
     source: _RecipientsSource,
     summary: ImportSummary,
 ) -> None:
@@ -306,7 +337,7 @@ def _import(
         leftover.unlink(missing_ok=True)
     try:
         with CampaignStore.create(
-            partial, sender=sender, message=message, settings={"helo": helo}
+            partial, sender=sender, message=message, settings=settings
         ) as store:
             store.add_recipients(source.rows(summary))
         partial.replace(path)
@@ -329,19 +360,49 @@ def _check_sender(sender: str) -> str:
     return address
 
 
-def _read_message(path: Path, recipients: _RecipientsSource) -> bytes:
+def _message_settings(args: argparse.Namespace, sender: str) -> dict[str, object]:
+    """The campaign settings that shape each message: List-Unsubscribe and DKIM."""
+    settings: dict[str, object] = {}
+    if args.list_unsubscribe_mailto:
+        settings[LIST_UNSUBSCRIBE_MAILTO] = args.list_unsubscribe_mailto
+    if args.list_unsubscribe_url:
+        if not args.list_unsubscribe_url.lower().startswith("https://"):
+            raise UsageError("--list-unsubscribe-url must be an https:// URL (RFC 8058)")
+        settings[LIST_UNSUBSCRIBE_URL] = args.list_unsubscribe_url
+    if args.dkim_key is None:
+        if args.dkim_selector or args.dkim_domain:
+            raise UsageError("--dkim-selector and --dkim-domain need --dkim-key")
+        return settings
+    if not args.dkim_selector:
+        raise UsageError("--dkim-key needs --dkim-selector (the name under _domainkey)")
+    settings[DKIM_KEY] = str(args.dkim_key.resolve())
+    settings[DKIM_SELECTOR] = args.dkim_selector
+    settings[DKIM_DOMAIN] = args.dkim_domain or sender.rpartition("@")[2]
+    return settings
+
+
+def _read_message(
+    path: Path, recipients: _RecipientsSource, settings: Mapping[str, object]
+) -> bytes:
+    """The .eml's bytes, once the template, its fields and the DKIM key are known good."""
     try:
         raw = path.read_bytes()
     except OSError as error:
         raise UsageError(f"cannot read the message {path}: {error.strerror}") from error
-    template = MessageTemplate(raw)
+    messages = OutgoingMessages(raw, settings)
     columns = recipients.fields()
-    unknown = template.unknown_fields(columns)
+    unknown = messages.template.unknown_fields(columns)
     if unknown:
         raise UsageError(
             f"the message uses fields no column provides: {', '.join(unknown)} "
             f"(columns: {', '.join(sorted(columns))})"
         )
+    if messages.signer is not None:
+        sample = describe(messages.template.preview({}, to="preview@example.test").data)
+        from_domain = parseaddr(sample.header("From") or "")[1].rpartition("@")[2]
+        for warning in (*messages.signer.warnings, messages.signer.check_alignment(from_domain)):
+            if warning:
+                print(f"DKIM: {warning}", file=sys.stderr)
     return raw
 
 

@@ -758,6 +758,16 @@ class CampaignStore:
             raise StoreError(f"cannot write the report {path}: {exc.strerror}") from exc
         return written
 
+    def bounced_addresses(self, fault: str = "recipient") -> list[str]:
+        """The addresses that bounced for ``fault`` (default: the recipient's own, such as
+        an unknown mailbox), for a suppression list. Sender-fault bounces (blocklists,
+        authentication) and bounces of unknown cause are not the recipient's doing."""
+        rows = self._read(
+            "SELECT email FROM recipients WHERE status = ? AND fault = ? ORDER BY id",
+            (Status.BOUNCED.value, fault),
+        )
+        return [row[0] for row in rows]
+
     # ---- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
