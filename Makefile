@@ -37,6 +37,9 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/smtp_throughput.py
 	$(BIN)/python bench/engine_throughput.py
+	$(BIN)/python bench/import_speed.py
+	$(BIN)/python bench/message_build.py
+	$(BIN)/python bench/dkim_sign.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
