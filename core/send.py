@@ -1,6 +1,8 @@
 """``mxmailer send``: a campaign file made or resumed, run to the end, reported.
 
-Exit codes: 0 every recipient delivered; 1 finished with some not delivered; 2 usage or
+Exit codes: 0 every recipient delivered (rows on a suppression list were never to be
+sent, so they do not count against it; invalid rows do: the list needs a look); 1
+finished with some not delivered; 2 usage or
 input errors (a clear message on stderr, nothing sent); 130 interrupted (state saved;
 running the same command again resumes).
 """
@@ -168,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print("interrupted: state saved; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    not_delivered = sum(n for status, n in counts.items() if status is not Status.DELIVERED)
+    not_delivered = sum(
+        n for status, n in counts.items() if status not in (Status.DELIVERED, Status.SUPPRESSED)
+    )
     return EXIT_UNDELIVERED if not_delivered else EXIT_DELIVERED
 
 

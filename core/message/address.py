@@ -22,6 +22,9 @@ from core.message.words import fold, hard_fold, phrase
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
 _DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+#: RFC 5322 §3.2.4 quoted-string (spaces, UTF-8 per RFC 6532, quoted pairs): an address
+#: the importer normalised as ``"quoted local"@domain`` is already one, not to quote again.
+_QUOTED_STRING = re.compile(r'"(?:[^"\\\x00-\x1f\x7f]|\\[\x20-\x7e\t])*"')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*|\[[!-Z^-~]*\]")
 _DOTS = re.compile(r"\.{2,}")
@@ -36,8 +39,9 @@ _NOT_IN_DOMAIN = re.compile(r"[^A-Za-z0-9\-.\u0080-\U0010ffff]")
 def addr_spec(address: str) -> str:
     """``local@domain`` that parses as one address, whatever ``address`` holds.
 
-    A local part that is not a dot-atom is quoted; a non-ASCII domain is given its
-    A-label; characters no address can hold (controls, or spaces in a domain) are dropped.
+    A local part that is neither a dot-atom nor already a quoted-string is quoted; a
+    non-ASCII domain is given its A-label; characters no address can hold (controls, or
+    spaces in a domain) are dropped.
     """
     if _PLAIN_ADDRESS.fullmatch(address):
         return address
@@ -46,7 +50,7 @@ def addr_spec(address: str) -> str:
     domain = _domain(domain) if at else ""
     if not domain:  # no address at all: the text, quoted, is all there is to show
         local, at = address, ""
-    if not _DOT_ATOM.fullmatch(local):
+    if not (_DOT_ATOM.fullmatch(local) or _QUOTED_STRING.fullmatch(local)):
         local = '"' + local.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{local}@{domain}" if at else local
 

@@ -151,6 +151,10 @@ def test_fold_text_keeps_raw_utf8_and_whitespace() -> None:
         ("a\x01nn@example.test", "ann@example.test"),
         ("x@[192.0.2.1]", "x@[192.0.2.1]"),
         ("x@exa mple.test", "x@example.test"),
+        # Already a quoted-string (the importer's normal form): kept, not quoted again.
+        ('"quoted local"@example.test', '"quoted local"@example.test'),
+        ('"a\\"b"@example.test', '"a\\"b"@example.test'),
+        ('"open@example.test', '"\\"open"@example.test'),
     ],
 )
 def test_addr_spec(address: str, expected: str) -> None:
