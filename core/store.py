@@ -458,6 +458,8 @@ class CampaignStore:
             version = cls._version(connection, path)
             if version < schema.latest_version():
                 cls._migrate(connection, path, version)
+            for statement in schema.RECIPIENT_INDEXES:  # an import cut short may lack them
+                connection.execute(statement)
             ambiguous = connection.execute(
                 "UPDATE recipients SET status = ?,"
                 " reason = printf(?, strftime('%Y-%m-%dT%H:%M:%SZ', eod_at, 'unixepoch'))"
@@ -552,15 +554,32 @@ class CampaignStore:
         """
         source = iter(rows)
         added = 0
-        while True:
-            with self._writing("adding recipients", schema.IMPORT_CHECKPOINT_BYTES) as connection:
-                batch = [self._encode(row) for row in itertools.islice(source, IMPORT_BATCH)]
-                if batch:
-                    connection.executemany(_INSERT, batch)
-            added += len(batch)
-            if len(batch) < IMPORT_BATCH:
-                self._checkpoint("adding recipients", schema.CHECKPOINT_BYTES)
-                return added
+        empty = not self._read("SELECT 1 FROM recipients LIMIT 1", ())
+        if empty:  # a new campaign's import: its indexes are built once, at the end
+            with self._writing("adding recipients") as connection:
+                for name in schema.RECIPIENT_INDEX_NAMES:
+                    connection.execute(f"DROP INDEX IF EXISTS {name}")
+        try:
+            while True:
+                with self._writing(
+                    "adding recipients", schema.IMPORT_CHECKPOINT_BYTES
+                ) as connection:
+                    batch = [self._encode(row) for row in itertools.islice(source, IMPORT_BATCH)]
+                    if batch:
+                        connection.executemany(_INSERT, batch)
+                added += len(batch)
+                if len(batch) < IMPORT_BATCH:
+                    break
+        finally:
+            if empty and self._failure is None:
+                self._build_indexes()
+        self._checkpoint("adding recipients", schema.CHECKPOINT_BYTES)
+        return added
+
+    def _build_indexes(self) -> None:
+        with self._writing("indexing the recipients") as connection:
+            for statement in schema.RECIPIENT_INDEXES:
+                connection.execute(statement)
 
     def _encode(self, row: NewRecipient) -> tuple[str, str, int, str, str, str]:
         if row.status not in IMPORT_STATUSES:

@@ -341,10 +341,41 @@ def test_add_recipients_commits_one_batch_at_a_time_and_streams(
         with pytest.raises(ValueError, match="line 11"):
             store.add_recipients(rows())
         assert pulled == 11  # never read ahead of the batch it is saving
-        assert seen.count("COMMIT") == 2  # rows 1-4, 5-8; 9-10 rolled back with line 11
+        # Indexes dropped; rows 1-4, 5-8 (9-10 rolled back with line 11); indexes rebuilt.
+        assert seen.count("COMMIT") == 4
+        assert index_names(store) >= {"recipients_pending", "recipients_status"}
         assert store.counts()[Status.QUEUED] == 8
         assert store.add_recipients(many(9, start=9)) == 9  # not poisoned: a caller's error
         assert [s.id for s in store.pending()] == list(range(1, 18))
+
+
+def index_names(store: CampaignStore) -> set[str]:
+    rows = store._read("SELECT name FROM sqlite_master WHERE type = 'index'", ())
+    return {row[0] for row in rows}
+
+
+def test_a_new_campaigns_import_builds_its_indexes_once_at_the_end(path: Path) -> None:
+    with make(path) as store:
+        seen = statements(store)
+        store.add_recipients(many(10))
+        creates = [n for n, s in enumerate(seen) if s.startswith("CREATE INDEX")]
+        inserts = [n for n, s in enumerate(seen) if s.startswith("INSERT INTO recipients")]
+        assert len(creates) == 2 and inserts and min(creates) > max(inserts)
+        seen.clear()
+        store.add_recipients(many(5, start=11))  # not empty any more: indexes kept up
+        assert not [s for s in seen if "INDEX" in s]
+        assert index_names(store) >= {"recipients_pending", "recipients_status"}
+
+
+def test_opening_a_file_whose_import_was_cut_short_rebuilds_the_indexes(path: Path) -> None:
+    with make(path) as store:
+        store.add_recipients(many(3))
+        for name in ("recipients_pending", "recipients_status"):  # as a killed import leaves it
+            store._open().execute(f"DROP INDEX {name}")
+    store, _ = CampaignStore.open(path)
+    with store:
+        assert index_names(store) >= {"recipients_pending", "recipients_status"}
+        assert [s.id for s in store.pending()] == [1, 2, 3]
 
 
 def test_add_recipients_refuses_a_status_an_import_cannot_give(path: Path) -> None:
