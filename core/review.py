@@ -79,8 +79,12 @@ def run_export_bounces(args: argparse.Namespace) -> int:
             addresses = store.bounced_addresses()
             others = len(store.bounced_addresses("")) + len(store.bounced_addresses("sender"))
         written = write_suppression(args.output, addresses)
-    except (StoreError, OSError) as error:
+    except StoreError as error:
         print(f"mxmailer export-bounces: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:  # named after the file asked for, not a temporary one
+        print(f"mxmailer export-bounces: cannot write {args.output}: {error.strerror}",
+              file=sys.stderr)
         return EXIT_USAGE
     print(f"{written} bounced address(es) written to {args.output}", file=sys.stderr)
     if others:

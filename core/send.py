@@ -234,6 +234,11 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
                 ("--list-unsubscribe-mailto", args.list_unsubscribe_mailto),
                 ("--list-unsubscribe-url", args.list_unsubscribe_url),
                 ("--dkim-key", args.dkim_key),
+                ("--dkim-selector", args.dkim_selector),
+                ("--dkim-domain", args.dkim_domain),
+                ("--encoding", args.encoding),
+                ("--delimiter", args.delimiter),
+                ("--address-column", args.address_column),
             )
             if value is not None
         ]
@@ -249,7 +254,14 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
             if args.helo:
                 store.set_settings({**store.settings, "helo": config.helo})
-        except (UsageError, StoreError, TemplateError, DKIMError):
+            if args.suppression:
+                suppressed = suppress_pending(store, SuppressionList.load(*args.suppression))
+                print(
+                    f"resuming {args.state}: {suppressed} recipient(s) not yet delivered are "
+                    "on the suppression list and will not be sent",
+                    file=sys.stderr,
+                )
+        except (UsageError, StoreError, TemplateError, DKIMError, RecipientsError):
             store.close()
             raise
         return _Inputs(store, config, sum(store.counts().values()))
@@ -283,6 +295,26 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     store, _ = CampaignStore.open(path)
     print(summary.describe(), file=sys.stderr)
     return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
+
+
+def suppress_pending(store: CampaignStore, suppression: SuppressionList) -> int:
+    """Mark the campaign's not-yet-final recipients that ``suppression`` lists as
+    suppressed (an unsubscribe that arrived mid-campaign); returns how many."""
+    matched = 0
+    for state in store.pending():
+        local = state.email.rpartition("@")[0]
+        entry = suppression.lookup(f"{local.lower()}@{state.domain}", state.domain)
+        if entry is None:
+            continue
+        reason = f"on the suppression list (entry {entry})"
+        store.record(
+            state.to_update(
+                status=Status.SUPPRESSED, wait_reason="", next_attempt_at=None, reason=reason
+            )
+        )
+        matched += 1
+    store.flush()
+    return matched
 
 
 @dataclass(frozen=True, slots=True)

@@ -364,3 +364,37 @@ async def test_a_second_ctrl_c_cuts_the_connections_and_still_saves(tmp_path: Pa
     statuses = {row["email"]: (row["status"], row["detail"]) for row in read_report(report)}
     possibly = [email for email, (_, detail) in statuses.items() if "possibly" in detail]
     assert possibly  # the one whose end of data was out: reported, not resent later
+
+
+async def test_resuming_with_a_suppression_list_suppresses_who_is_not_yet_delivered(
+    tmp_path: Path,
+) -> None:
+    """An unsubscribe that arrives mid-campaign: given on resume, it is honoured."""
+    from core.store import CampaignStore, NewRecipient
+
+    state = tmp_path / "campaign.mxm"
+    message = write_message(tmp_path / "m.eml").read_bytes()
+    with CampaignStore.create(
+        state, sender=SENDER, message=message, settings={"helo": "sender.test"}
+    ) as store:  # as an interrupted run leaves it: nobody delivered yet
+        store.add_recipients(
+            NewRecipient(address, address.partition("@")[2], {})
+            for address in ("ann@plain.test", "Bob@plain.test", "carol@grey.test")
+        )
+    suppression = tmp_path / "unsubscribed.txt"
+    suppression.write_text("bob@PLAIN.test\n@grey.test\n")
+    report = tmp_path / "report.csv"
+    async with sandbox_world(greylist_seconds=1) as world:
+        code, _, err = await mxmailer(
+            "send", "--suppression", suppression, "--report", report, *lab_args(world, state)
+        )
+        received = sorted(r for m in world.messages() for r in m.recipients)
+    assert code == 0, err
+    assert "2 recipient(s) not yet delivered are on the suppression list" in err
+    statuses = {row["email"]: row["status"] for row in read_report(report)}
+    assert statuses == {
+        "ann@plain.test": "delivered",
+        "Bob@plain.test": "suppressed",
+        "carol@grey.test": "suppressed",
+    }
+    assert received == ["ann@plain.test"]
