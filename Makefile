@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install run test lint typecheck mta bench clean
+.PHONY: install run test lint typecheck mta qt bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +13,21 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 
-run: install
-	$(BIN)/mxmailer --help
+# Opens the window on the real display. The QT_QPA_PLATFORM=offscreen exported above (for
+# the tests) is dropped when a display exists and the platform was not chosen by the
+# caller; with no display the app runs its bounded sandbox smoke test and exits.
+run: install qt
+	@if [ "$(origin QT_QPA_PLATFORM)" = "file" ] && [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		env -u QT_QPA_PLATFORM $(BIN)/mxmailer-gui; \
+	else \
+		$(BIN)/mxmailer-gui; \
+	fi
 
 lint: install
 	$(BIN)/ruff check core gui tests bench
 
 typecheck: install
-	$(BIN)/mypy --strict core
+	$(BIN)/mypy --strict core gui
 
 # Real MTAs for the interop tests (Postfix + postgrey, Debian packages). Installing needs
 # root; elsewhere the interop tests skip and say why (under CI=true they fail instead).
@@ -28,7 +35,12 @@ mta:
 	@if [ "$$(id -u)" -eq 0 ]; then bash .ci/install-mta.sh; \
 	else echo "make: not root, so Postfix/postgrey are not installed; interop tests will skip"; fi
 
-test: lint typecheck mta
+# The system libraries Qt loads, and a font (Debian packages; needs root, as above).
+qt:
+	@if [ "$$(id -u)" -eq 0 ]; then bash .ci/install-qt.sh; \
+	else echo "make: not root, so Qt's system libraries are not installed"; fi
+
+test: lint typecheck mta qt
 	$(BIN)/pytest --cov=core --cov-branch --cov-report=term tests
 	@echo "core/smtp coverage (statements and branches; the bar is 95%):"
 	$(BIN)/coverage report --include='core/smtp/*' --fail-under=95

@@ -1,5 +1,6 @@
-"""The ``mxmailer`` command line: ``send`` a campaign, run the ``lab`` standalone, or
-``probe`` one SMTP server on loopback to read the driver's transcript."""
+"""The ``mxmailer`` command line: ``send`` a campaign, run the ``lab`` standalone,
+``probe`` one SMTP server on loopback to read the driver's transcript, or open the
+window (``gui``, imported only then: core never imports Qt)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--tls", choices=[p.value for p in TLSPolicy], default=TLSPolicy.MAY.value
     )
+    # The window's own options (and --help) are parsed by gui.app: only `main` hands them on.
+    commands.add_parser(
+        "gui",
+        help="open the window (see `mxmailer gui --help`)",
+        add_help=False,
+    )
     return parser
 
 
@@ -108,7 +115,14 @@ async def _lab(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "gui":
+        # Imported here: core never imports Qt unless the window is asked for.
+        from gui.app import main as gui_main
+
+        return gui_main(rest, prog="mxmailer gui")
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "send":
         return send.run(args)
     if args.command == "preview":

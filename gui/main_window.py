@@ -1,0 +1,522 @@
+"""The main window: puts the panels together and turns the user's actions into calls on
+the open :class:`gui.session.CampaignSession`.
+
+Owns layout, menus, the toolbar, the once-a-second clock, routing each event batch to
+the table, the summary strip, the log and the banners, and closing safely (a run is
+stopped before the file is closed). It never talks SMTP or SQL itself, and it opens
+dialogs only from plain slots, never from a coroutine (see gui.loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core import __version__
+from core.events import Event, SenderProblemReported
+from core.recipients import RecipientsError
+from core.store import StoreError
+from core.suppression import write_suppression
+from core.template import TemplateError
+from gui.actions import apply_context, build_actions
+from gui.banners import Banner, Kind
+from gui.display import STATUS_LABEL, notice_text, sender_problem_text
+from gui.log_panel import LogPanel
+from gui.loop import ErrorReporter, spawn
+from gui.recipients_model import RecipientsModel
+from gui.recipients_view import RecipientsPanel
+from gui.rows import RecipientBook, load_rows
+from gui.sandbox import BANNER, DEMO_GREYLIST_SECONDS, SandboxError, create_sample_campaign
+from gui.session import CampaignSession
+from gui.state import BUSY, Action, ActionContext, RunState
+from gui.summary import SummaryStrip
+from gui.transcript_panel import TranscriptPanel
+from gui.welcome import WelcomePage
+
+TITLE: Final = "MX Mailer"
+CLOSING: Final = (
+    "Closing: finishing the messages in flight, then the window closes. "
+    "Close again to cut the connections now (their recipients are settled honestly)."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowOptions:
+    #: Where new sandbox campaign files are made.
+    data_dir: Path
+    greylist_seconds: int = DEMO_GREYLIST_SECONDS
+
+
+class MainWindow(QMainWindow):
+    #: The window has closed its campaign and may be destroyed; the app can quit.
+    closed = Signal()
+
+    def __init__(
+        self,
+        options: WindowOptions,
+        reporter: ErrorReporter,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.options = options
+        self.reporter = reporter
+        self.session: CampaignSession | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._close_requests = 0
+        self._shut = False
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self._transcript_stale = False
+
+        self.model = RecipientsModel(self, now=now)
+        self.recipients = RecipientsPanel(self.model)
+        self.summary = SummaryStrip(now=now)
+        self.sandbox_banner = Banner(Kind.INFO, BANNER)
+        self.problem_banner = Banner(Kind.PROBLEM, closable=True)
+        self.error_banner = Banner(Kind.WARNING, closable=True)
+        self.transcript = TranscriptPanel(now=now)
+        self.log = LogPanel(now=now)
+        self.action_for = build_actions(
+            self,
+            {
+                Action.NEW_SANDBOX: self.open_sandbox,
+                Action.OPEN: self._choose_campaign,
+                Action.START: self.start,
+                Action.PAUSE: self.pause,
+                Action.RESUME: self.resume,
+                Action.STOP: self.stop,
+                Action.EXPORT_REPORT: self._choose_report,
+                Action.EXPORT_BOUNCES: self._choose_bounces,
+            },
+        )
+        self.welcome = WelcomePage(
+            self.action_for[Action.NEW_SANDBOX], self.action_for[Action.OPEN]
+        )
+        self._build_layout()
+        self._build_menus()
+        self.clock = QTimer(self)
+        self.clock.setInterval(1000)
+        self.clock.timeout.connect(self._tick)
+        self.recipients.current_changed.connect(self._show_transcript)
+        self.recipients.transcript_requested.connect(self._raise_transcript)
+        reporter.sinks.append(self._internal_error)
+        self.resize(1280, 800)
+        self._refresh()
+
+    # ---- building -----------------------------------------------------------------------
+
+    def _build_layout(self) -> None:
+        campaign = QWidget()
+        campaign_layout = QVBoxLayout(campaign)
+        campaign_layout.setContentsMargins(0, 0, 0, 0)
+        campaign_layout.addWidget(self.summary)
+        campaign_layout.addWidget(self.recipients, 1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(campaign)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        for banner in (self.sandbox_banner, self.problem_banner, self.error_banner):
+            banner.hide()
+            layout.addWidget(banner)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.transcript_dock = self._dock("Transcript", self.transcript)
+        self.log_dock = self._dock("Campaign log", self.log)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transcript_dock)
+        self.splitDockWidget(self.transcript_dock, self.log_dock, Qt.Orientation.Horizontal)
+
+        for dock in (self.transcript_dock, self.log_dock):
+            dock.hide()  # shown with the first campaign: nothing to show before
+        self._docks_shown = False
+
+        self.state_label = QLabel()
+        self.statusBar().addPermanentWidget(self.state_label)
+
+    def _dock(self, title: str, widget: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.lower().replace(" ", "-"))
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        return dock
+
+    def _build_menus(self) -> None:
+        actions = self.action_for
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        for kind in (Action.NEW_SANDBOX, Action.OPEN):
+            file_menu.addAction(actions[kind])
+        file_menu.addSeparator()
+        for kind in (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES):
+            file_menu.addAction(actions[kind])
+        file_menu.addSeparator()
+        self.quit_action = QAction("&Quit", self)
+        self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        self.quit_action.triggered.connect(self.close)
+        file_menu.addAction(self.quit_action)
+
+        campaign_menu = bar.addMenu("&Campaign")
+        for kind in (Action.START, Action.PAUSE, Action.RESUME, Action.STOP):
+            campaign_menu.addAction(actions[kind])
+
+        view_menu = bar.addMenu("&View")
+        self.find_action = QAction("&Find recipient", self)
+        self.find_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.find_action.triggered.connect(self._focus_search)
+        view_menu.addAction(self.find_action)
+        view_menu.addSeparator()
+        view_menu.addAction(self.transcript_dock.toggleViewAction())
+        view_menu.addAction(self.log_dock.toggleViewAction())
+
+        help_menu = bar.addMenu("&Help")
+        about = QAction("&About MX Mailer", self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(about)
+
+        toolbar = QToolBar("Campaign")
+        toolbar.setObjectName("campaign-toolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        toolbar.setMovable(False)
+        groups = (
+            (Action.NEW_SANDBOX, Action.OPEN),
+            (Action.START, Action.PAUSE, Action.RESUME, Action.STOP),
+            (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES),
+        )
+        for number, group in enumerate(groups):
+            if number:
+                toolbar.addSeparator()
+            for kind in group:
+                toolbar.addAction(actions[kind])
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+    # ---- opening campaigns --------------------------------------------------------------
+
+    def open_sandbox(self) -> None:
+        """Make a new campaign from the sandbox sample and open it (not started)."""
+        if self._busy():
+            return
+        try:
+            sample = create_sample_campaign(self.options.data_dir)
+            session = CampaignSession.open(
+                sample.path, reporter=self.reporter, greylist_seconds=self.options.greylist_seconds
+            )
+        except (OSError, StoreError, RecipientsError, TemplateError, SandboxError) as error:
+            self._problem(f"The sandbox campaign could not be made: {error}")
+            return
+        summary = sample.summary
+        self._attach(session)
+        self.log.add(
+            f"sandbox campaign made from the sample: {summary.valid} to send, "
+            f"{summary.invalid} invalid, {summary.duplicates} duplicates dropped"
+        )
+
+    def open_file(self, path: Path) -> bool:
+        """Open a campaign file; False (and a banner saying why) when it cannot be."""
+        if self._busy():
+            return False
+        try:
+            session = CampaignSession.open(
+                path, reporter=self.reporter, greylist_seconds=self.options.greylist_seconds
+            )
+        except (OSError, StoreError) as error:
+            self._problem(f"{path} could not be opened: {error}")
+            return False
+        self._attach(session)
+        return True
+
+    def _attach(self, session: CampaignSession) -> None:
+        self._detach()
+        self.session = session
+        self.model.set_book(RecipientBook(load_rows(session.store), reload=session.store.get))
+        self._unsubscribe = session.bus.subscribe(self._on_batch)
+        session.changed.connect(self._refresh)
+        session.run_ended.connect(self._run_ended)
+        session.note.connect(self.log.add)
+        self.sandbox_banner.setVisible(session.sandboxed)
+        self.problem_banner.hide()
+        self.error_banner.hide()
+        self.transcript.show_recipient(None, None)
+        self.pages.setCurrentIndex(1)
+        if not self._docks_shown:
+            self._docks_shown = True
+            self.transcript_dock.show()
+            self.log_dock.show()
+            width = self.width()
+            self.resizeDocks(
+                [self.transcript_dock, self.log_dock],
+                [width * 3 // 5, width * 2 // 5],
+                Qt.Orientation.Horizontal,
+            )
+            self.resizeDocks([self.transcript_dock], [self.height() // 4], Qt.Orientation.Vertical)
+        self.log.add(f"opened {session.path}")
+        if session.recovery is not None and session.recovery.ambiguous:
+            self.log.add(
+                f"{session.recovery.ambiguous} recipient(s) possibly delivered before the "
+                "last run was interrupted are not sent again (shown as possibly delivered)"
+            )
+        if not session.sendable:
+            blocked = "read-only" if session.store.read_only else "not a sandbox campaign"
+            self.log.add(f"view only ({blocked}): sending for real is not in the window yet")
+        self.clock.start()
+        self._refresh()
+
+    def _detach(self) -> None:
+        old, self.session = self.session, None
+        if old is None:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        old.changed.disconnect(self._refresh)
+        old.run_ended.disconnect(self._run_ended)
+        old.note.disconnect(self.log.add)
+        spawn(old.close(), self.reporter)
+
+    # ---- the run ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.session is not None:
+            self.problem_banner.hide()
+            self.error_banner.hide()
+            self.session.start()
+
+    def pause(self) -> None:
+        if self.session is not None:
+            self.session.pause()
+
+    def resume(self) -> None:
+        if self.session is not None:
+            self.session.resume()
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+
+    def _on_batch(self, batch: list[Event]) -> None:
+        """One batch from the engine: table rows, then campaign news, then the strip."""
+        result = self.model.apply(batch)
+        for notice in result.notices:
+            self.log.add(notice_text(notice))
+            if isinstance(notice, SenderProblemReported):
+                self.problem_banner.show_text(sender_problem_text(notice))
+        current = self.recipients.current_id()
+        if current is not None:
+            position = self.model.book.position(current)
+            if position is not None and position in result.changed:
+                self._transcript_stale = True
+        if self._transcript_stale and result.counters is not None:
+            # Attempts are in the file once the engine has committed (it publishes
+            # counters right after each commit).
+            self._transcript_stale = False
+            self.transcript.refresh(self.session.store if self.session else None)
+        if result.counters is not None:
+            self._show_counts()
+
+    def _run_ended(self, failure: str) -> None:
+        session = self.session
+        if failure:
+            self._problem(failure)
+        elif session is not None:
+            counts = ", ".join(
+                f"{n} {STATUS_LABEL[status]}" for status, n in session.counts.items() if n
+            )
+            how = "finished" if session.run_state is RunState.FINISHED else "stopped"
+            self.log.add(f"run {how}: {counts}")
+        self.transcript.refresh(session.store if session else None)
+        if self._close_requests:
+            self.close()
+
+    # ---- exports ------------------------------------------------------------------------
+
+    def export_report(self, path: Path) -> int | None:
+        """Write the CSV report; the number of rows, or None (and a banner) on failure."""
+        if self.session is None:
+            return None
+        try:
+            rows = self.session.store.export_report(path)
+        except StoreError as error:
+            self._problem(str(error))
+            return None
+        self.log.add(f"report: {rows} rows written to {path}")
+        self.statusBar().showMessage(f"Report written to {path}", 10_000)
+        return rows
+
+    def export_bounces(self, path: Path) -> int | None:
+        """Write the recipients' own bounces as a suppression list (see mxmailer
+        export-bounces); the number of addresses, or None on failure."""
+        if self.session is None:
+            return None
+        store = self.session.store
+        try:
+            written = write_suppression(path, store.bounced_addresses())
+            others = len(store.bounced_addresses("")) + len(store.bounced_addresses("sender"))
+        except (OSError, StoreError, ValueError) as error:
+            self._problem(f"The suppression list could not be written: {error}")
+            return None
+        self.log.add(f"suppression list: {written} bounced address(es) written to {path}")
+        if others:
+            self.log.add(
+                f"{others} other bounce(s) left out: the servers blamed the sender or gave no "
+                "clear reason, so those addresses may be fine"
+            )
+        self.statusBar().showMessage(f"Suppression list written to {path}", 10_000)
+        return written
+
+    # ---- dialogs (plain slots only: never inside a coroutine) ---------------------------
+
+    def _choose_campaign(self) -> None:
+        folder = str(self.options.data_dir if self.options.data_dir.exists() else Path.home())
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Open campaign", folder, "MX Mailer campaigns (*.mxm);;All files (*)"
+        )
+        if name:
+            self.open_file(Path(name))
+
+    def _choose_report(self) -> None:
+        if self.session is not None:
+            suggested = self.session.path.with_name(self.session.path.stem + "-report.csv")
+            name, _ = QFileDialog.getSaveFileName(
+                self, "Export report", str(suggested), "CSV files (*.csv)"
+            )
+            if name:
+                self.export_report(Path(name))
+
+    def _choose_bounces(self) -> None:
+        if self.session is not None:
+            suggested = self.session.path.with_name(self.session.path.stem + "-bounces.txt")
+            name, _ = QFileDialog.getSaveFileName(
+                self,
+                "Export bounces as suppression list",
+                str(suggested),
+                "Text files (*.txt);;All files (*)",
+            )
+            if name:
+                self.export_bounces(Path(name))
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About MX Mailer",
+            f"<b>MX Mailer {__version__}</b><br>Bulk mail delivered directly to each "
+            "recipient domain's MX servers.",
+        )
+
+    # ---- small things -------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        return self.session is not None and self.session.run_state in BUSY
+
+    def context(self) -> ActionContext:
+        return self.session.context() if self.session is not None else ActionContext()
+
+    def _refresh(self) -> None:
+        context = self.context()
+        apply_context(self.action_for, context)
+        session = self.session
+        if session is None:
+            self.setWindowTitle(TITLE)
+            self.state_label.setText("No campaign open")
+            return
+        mode = " [sandbox]" if session.sandboxed else ""
+        self.setWindowTitle(f"{session.path.name}{mode} — {TITLE}")
+        self.state_label.setText(f"{session.path.name}: {context.run.value}")
+        self._show_counts()
+
+    def _show_counts(self) -> None:
+        session = self.session
+        if session is not None:
+            self.summary.show_counts(
+                session.counts,
+                waiting=session.waiting,
+                next_retry_at=session.next_retry_at,
+                per_second=session.per_second,
+            )
+
+    def _tick(self) -> None:
+        self.model.tick()
+        self.summary.tick()
+
+    def _show_transcript(self, recipient_id: int) -> None:
+        store = self.session.store if self.session is not None else None
+        self.transcript.show_recipient(store, recipient_id if recipient_id >= 0 else None)
+
+    def _raise_transcript(self, recipient_id: int) -> None:
+        self._show_transcript(recipient_id)
+        self.transcript_dock.show()
+        self.transcript_dock.raise_()
+
+    def _focus_search(self) -> None:
+        self.recipients.search.setFocus()
+        self.recipients.search.selectAll()
+
+    def _problem(self, text: str) -> None:
+        self.log.add(text)
+        self.error_banner.show_text(text)
+
+    def _internal_error(self, text: str) -> None:
+        self._problem(
+            f"Something went wrong inside MX Mailer ({text}). The campaign file keeps every "
+            "result so far; the log has the details."
+        )
+
+    # ---- closing ------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Close only once the campaign is closed: a run is stopped first (messages in
+        flight finish); asked again, its connections are cut."""
+        if self._shut:
+            event.accept()
+            return
+        event.ignore()
+        session = self.session
+        if session is not None and session.run_state in BUSY:
+            self._close_requests += 1
+            if self._close_requests == 1:
+                self.error_banner.show_text(CLOSING)
+                session.stop()
+            else:
+                session.abort()
+            return
+        if self._shutdown_task is None:
+            self._shutdown_task = spawn(self._shutdown(), self.reporter)
+
+    async def _shutdown(self) -> None:
+        self.clock.stop()
+        session, self.session = self.session, None
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if self._internal_error in self.reporter.sinks:
+                self.reporter.sinks.remove(self._internal_error)
+            self._shut = True
+            self.close()
+            self.closed.emit()

@@ -1,0 +1,152 @@
+"""``python -m gui.screenshots``: pictures of the window for the docs, made offscreen.
+
+Runs the sandbox demo in the real window (real lab, real engine, the demo's greylisting)
+and saves PNGs into docs/screenshots/: the empty window, the run in progress with
+greylisting countdowns, and the finished campaign. A script, not a test: it waits on
+the clock where a test would wait on a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+from gui.loop import ErrorReporter, make_loop
+from gui.main_window import MainWindow, WindowOptions
+from gui.qt_log import route_qt_messages
+from gui.rows import Group
+from gui.sandbox import DEMO_GREYLIST_SECONDS
+
+OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SIZE = (1400, 860)
+
+
+async def _until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+def dark_palette() -> QPalette:
+    """A dark palette (as a desktop in dark mode gives): status colours must read on it."""
+    role = QPalette.ColorRole
+    palette = QPalette()
+    for which, rgb in (
+        (role.Window, (45, 45, 48)),
+        (role.WindowText, (222, 222, 222)),
+        (role.Base, (30, 30, 32)),
+        (role.AlternateBase, (40, 40, 44)),
+        (role.Text, (222, 222, 222)),
+        (role.Button, (53, 53, 57)),
+        (role.ButtonText, (222, 222, 222)),
+        (role.Highlight, (42, 110, 190)),
+        (role.HighlightedText, (255, 255, 255)),
+        (role.PlaceholderText, (150, 150, 150)),
+        (role.ToolTipBase, (60, 60, 64)),
+        (role.ToolTipText, (222, 222, 222)),
+    ):
+        palette.setColor(which, QColor(*rgb))
+    for which in (role.WindowText, role.Text, role.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, which, QColor(120, 120, 120))
+    return palette
+
+
+async def capture(window: MainWindow, output: Path, suffix: str = "") -> list[Path]:
+    """Drive the window through the demo; the paths of the pictures taken."""
+    output.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+
+    def shot(name: str) -> None:
+        QApplication.processEvents()
+        path = output / name.replace(".png", f"{suffix}.png")
+        if not window.grab().save(str(path)):
+            raise OSError(f"could not save {path}")
+        saved.append(path)
+
+    window.resize(*SIZE)
+    window.show()
+    await asyncio.sleep(0.3)
+    shot("welcome.png")
+
+    window.open_sandbox()
+    session = window.session
+    assert session is not None
+    window.start()
+    rows = window.model.book.rows
+
+    def settled_but_greylisted() -> bool:
+        waiting = [row for row in rows if row.group is Group.WAITING]
+        busy = [row for row in rows if row.group is Group.ACTIVE]
+        return len(waiting) >= 3 and not busy
+
+    await _until(settled_but_greylisted, 30, "greylisted recipients waiting")
+    grey = next(row for row in rows if row.domain == "grey.test")
+    window.recipients.select_recipient(grey.id)
+    await asyncio.sleep(1.5)  # the attempt is committed; the countdown has ticked
+    shot("running-greylisted.png")
+
+    await asyncio.wait_for(session.wait_ended(), DEMO_GREYLIST_SECONDS * 4)
+    bounced = next(row for row in rows if row.email == "nobody@bounce.test")
+    window.recipients.select_recipient(bounced.id)
+    await asyncio.sleep(0.5)
+    shot("finished.png")
+    window.close()
+    return saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gui.screenshots", description=__doc__)
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where the PNGs go")
+    parser.add_argument(
+        "--dark", action="store_true", help="with a dark palette (files named *-dark.png)"
+    )
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    route_qt_messages()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    if args.dark:
+        app.setStyle("Fusion")
+        app.setPalette(dark_palette())
+    reporter = ErrorReporter()
+    with tempfile.TemporaryDirectory(prefix="mxmailer-screenshots-") as folder:
+        loop = make_loop(app, reporter)
+        window = MainWindow(WindowOptions(Path(folder), DEMO_GREYLIST_SECONDS), reporter)
+        closed: asyncio.Future[None] = loop.create_future()
+
+        def on_closed() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        window.closed.connect(on_closed)
+
+        async def run() -> list[Path]:
+            saved = await capture(window, args.output, "-dark" if args.dark else "")
+            await asyncio.wait_for(closed, 30)
+            return saved
+
+        with loop:
+            saved = loop.run_until_complete(run())
+        asyncio.set_event_loop(None)
+    for path in saved:
+        print(path)
+    if reporter.errors:
+        print("errors:", *reporter.errors, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

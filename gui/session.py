@@ -1,0 +1,210 @@
+"""One open campaign: its file, the lab it may be sent to, and the engine while it runs.
+
+Owns the run's life cycle (start, pause, resume, stop, abort, close) and its
+:class:`gui.state.RunState`. The engine publishes on this session's
+:class:`core.events.EventBus`; the window subscribes to it. Only a campaign made for the
+sandbox is ever sent, and only to the lab: there is no other engine configuration here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from core.engine import Engine
+from core.events import Counters, Event, EventBus
+from core.store import CampaignStore, RecoveryReport, Status, StoreError
+from gui.loop import ErrorReporter, spawn
+from gui.sandbox import SandboxLab, is_sandbox
+from gui.state import BUSY, ActionContext, RunState
+
+log = logging.getLogger(__name__)
+
+
+class CampaignSession(QObject):
+    """A campaign file opened in the window."""
+
+    #: The run state or the counts changed: actions and the strip follow.
+    changed = Signal()
+    #: A run ended: "" when it ended normally (finished or stopped), else why not.
+    run_ended = Signal(str)
+    #: A line for the campaign log about the session itself (the lab, the run).
+    note = Signal(str)
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        *,
+        lab: SandboxLab | None,
+        reporter: ErrorReporter,
+        recovery: RecoveryReport | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.lab = lab
+        self.recovery = recovery
+        self.reporter = reporter
+        self.bus = EventBus()
+        self.bus.subscribe(self._track)
+        self.engine: Engine | None = None
+        self.counts: dict[Status, int] = store.counts()
+        self.waiting = 0
+        self.next_retry_at: float | None = None
+        self.per_second = 0.0
+        self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
+        self._task: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[None] | None = None
+
+    @classmethod
+    def open(cls, path: Path, *, reporter: ErrorReporter, greylist_seconds: int) -> CampaignSession:
+        """Open a campaign file: writable (locked against a second MX Mailer, recovered
+        after a crash), or read-only to view and export when it cannot be written."""
+        try:
+            store, recovery = CampaignStore.open(path)
+        except StoreError as error:
+            if "read-only" not in str(error):
+                raise
+            store, recovery = CampaignStore.open(path, read_only=True)
+        lab = SandboxLab(greylist_seconds=greylist_seconds) if is_sandbox(store) else None
+        return cls(store, lab=lab, reporter=reporter, recovery=recovery)
+
+    # ---- what the window asks -----------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.lab is not None
+
+    @property
+    def sendable(self) -> bool:
+        """The window may send it: made for the sandbox, and writable."""
+        return self.lab is not None and not self.store.read_only
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def unfinished(self) -> int:
+        return sum(n for status, n in self.counts.items() if not status.final)
+
+    def context(self) -> ActionContext:
+        return ActionContext(
+            self.run_state, self.sendable, self.unfinished, self.counts.get(Status.BOUNCED, 0)
+        )
+
+    # ---- control ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start (or resume after a stop) sending, in a task on the running loop."""
+        if self.run_state in BUSY or not self.sendable:
+            return
+        self._set_state(RunState.STARTING)
+        self._ended = asyncio.get_running_loop().create_future()
+        self._task = spawn(self._run(), self.reporter)
+
+    def pause(self) -> None:
+        if self.engine is not None and self.run_state is RunState.RUNNING:
+            self.engine.pause()
+            self._set_state(RunState.PAUSED)
+
+    def resume(self) -> None:
+        if self.engine is not None and self.run_state is RunState.PAUSED:
+            self.engine.resume()
+            self._set_state(RunState.RUNNING)
+
+    def stop(self) -> None:
+        """Finish the messages in flight, keep everyone else queued, end the run."""
+        if self.run_state not in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED):
+            return
+        self._set_state(RunState.STOPPING)
+        if self.engine is not None:
+            self.engine.stop()
+
+    def abort(self) -> None:
+        """Cut the connections now (recipients in flight are settled honestly)."""
+        self.stop()
+        if self.engine is not None:
+            self.engine.abort()
+
+    async def wait_ended(self) -> None:
+        """Until the current run (if any) has ended."""
+        if self._ended is not None:
+            await asyncio.shield(self._ended)
+
+    async def close(self) -> None:
+        """End any run (cutting connections), stop the lab, close the file."""
+        if self.run_state in BUSY:
+            self.abort()
+            await self.wait_ended()
+        if self.lab is not None:
+            await self.lab.stop()
+        self.store.close()
+
+    # ---- the run ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failure = ""
+        try:
+            if self.lab is None:  # unreachable through the actions; belt and braces
+                raise RuntimeError("only sandbox campaigns are sent from the window")
+            failure = await self._start_lab(self.lab)
+            if failure or self.run_state is RunState.STOPPING:
+                return
+            self.engine = Engine(self.store, self.lab.engine_config(), self.bus)
+            self._set_state(RunState.RUNNING)
+            await self.engine.run()
+        except StoreError as error:
+            failure = f"Sending stopped, because progress could not be saved: {error}"
+        except Exception as error:
+            log.exception("the run failed")
+            failure = f"The run failed: {error!r}"
+        finally:
+            self.engine = None
+            with contextlib.suppress(StoreError):  # else the last counters stand
+                self.counts = self.store.counts()
+            # Nothing is retried or sent until the next start.
+            self.waiting, self.next_retry_at, self.per_second = 0, None, 0.0
+            self._set_state(RunState.READY if self.unfinished else RunState.FINISHED)
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(None)
+            self.run_ended.emit(failure)
+
+    async def _start_lab(self, lab: SandboxLab) -> str:
+        """Start the lab if it is not running; why it could not, or ""."""
+        if lab.running:
+            return ""
+        try:
+            await lab.start()
+        except OSError as error:
+            return f"The sandbox lab could not start: {error}"
+        world = lab.world
+        self.note.emit(
+            f"sandbox lab running: DNS on {world.nameserver}, {len(world.hosts)} MX hosts "
+            f"on 127.0.0.x port {world.port}"
+        )
+        return ""
+
+    def _track(self, batch: list[Event]) -> None:
+        """Keep the latest counters (the strip and the actions read them)."""
+        for event in reversed(batch):
+            if isinstance(event, Counters):
+                self.counts = {**dict.fromkeys(Status, 0), **event.counts}
+                self.waiting = event.waiting
+                self.next_retry_at = event.next_retry_at
+                self.per_second = event.sent_per_second
+                self.changed.emit()
+                return
+
+    def _set_state(self, state: RunState) -> None:
+        if state is not self.run_state:
+            self.run_state = state
+            self.changed.emit()

@@ -1,0 +1,84 @@
+"""Which actions make sense now: one pure function of the campaign's state.
+
+The window asks :func:`enabled_actions` after every change instead of enabling and
+disabling buttons here and there, so the rules live in one table-like place and are
+unit-tested without Qt. :func:`start_blocked` says in words why Start is disabled.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class RunState(enum.Enum):
+    NO_CAMPAIGN = "no campaign"
+    READY = "ready"  # open, not sending; recipients left to send (or a viewed file)
+    STARTING = "starting"  # the lab and the engine are starting
+    RUNNING = "running"
+    PAUSED = "paused"  # no new connections; open ones finish what they hold
+    STOPPING = "stopping"  # messages in flight finish, then the run ends
+    FINISHED = "finished"  # every recipient has a final status
+
+
+class Action(enum.Enum):
+    NEW_SANDBOX = "new sandbox campaign"
+    OPEN = "open"
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    EXPORT_REPORT = "export report"
+    EXPORT_BOUNCES = "export bounces"
+
+
+#: States in which the engine runs (its campaign cannot be swapped for another).
+BUSY = frozenset({RunState.STARTING, RunState.RUNNING, RunState.PAUSED, RunState.STOPPING})
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    run: RunState = RunState.NO_CAMPAIGN
+    #: The window may send this campaign: it was made for the lab (sandbox), and is
+    #: open for writing. Real sending is not part of the window yet.
+    sendable: bool = False
+    #: Recipients without a final status.
+    unfinished: int = 0
+    bounced: int = 0
+
+
+def enabled_actions(context: ActionContext) -> frozenset[Action]:
+    run = context.run
+    enabled: set[Action] = set()
+    if run not in BUSY:
+        enabled |= {Action.NEW_SANDBOX, Action.OPEN}
+    if start_blocked(context) is None:
+        enabled.add(Action.START)
+    if run is RunState.RUNNING:
+        enabled.add(Action.PAUSE)
+    if run is RunState.PAUSED:
+        enabled.add(Action.RESUME)
+    if run in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED):
+        enabled.add(Action.STOP)
+    if run is not RunState.NO_CAMPAIGN:
+        enabled.add(Action.EXPORT_REPORT)
+        if context.bounced > 0:
+            enabled.add(Action.EXPORT_BOUNCES)
+    return frozenset(enabled)
+
+
+def start_blocked(context: ActionContext) -> str | None:
+    """Why Start is disabled, in the user's words; None when it is enabled."""
+    run = context.run
+    if run is RunState.NO_CAMPAIGN:
+        return "Open a campaign, or try the sandbox demo, first."
+    if run in BUSY:
+        return "The campaign is already sending."
+    if not context.sendable:
+        return (
+            "This campaign file was not made in the sandbox. Sending for real is not "
+            "available in the window yet: use `mxmailer send --state FILE`."
+        )
+    if context.unfinished == 0 or run is RunState.FINISHED:
+        return "Every recipient has a final status: there is nothing left to send."
+    return None

@@ -1,0 +1,41 @@
+"""Qt tests run offscreen, on the app's own loop (gui.loop.EngineEventLoop).
+
+pytest-qt's ``qtbot.waitUntil`` pumps Qt's event loop, and the qasync loop's callbacks
+are Qt timers and socket notifiers, so the engine and the lab run while a test waits.
+The ``qloop`` fixture makes that loop current (and "running", so that
+``asyncio.get_running_loop()`` finds it) for the test, and puts everything back after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from gui.loop import EngineEventLoop, ErrorReporter, make_loop
+
+
+@pytest.fixture
+def reporter() -> ErrorReporter:
+    return ErrorReporter()
+
+
+@pytest.fixture
+def qloop(qapp: QApplication, reporter: ErrorReporter) -> Iterator[EngineEventLoop]:
+    loop = make_loop(qapp, reporter)
+    asyncio.events._set_running_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.events._set_running_loop(None)
+        pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        loop.close()
+        asyncio.set_event_loop(None)
+        assert not pending, f"tasks left running by the test: {pending}"

@@ -1,0 +1,261 @@
+"""The window sending the sandbox campaign to the real lab, on the app's own loop.
+
+Every wait is ``qtbot.waitUntil`` on the window's state, bounded; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QModelIndex
+from PySide6.QtGui import QGuiApplication, QKeySequence
+from pytestqt.qtbot import QtBot
+
+from core.events import SenderProblemReported
+from core.store import CampaignStore, NewRecipient, Status
+from gui.loop import EngineEventLoop, ErrorReporter
+from gui.main_window import MainWindow, WindowOptions
+from gui.recipients_model import Column
+from gui.rows import RecipientRow
+from gui.sandbox import BANNER, expected_outcome
+from gui.state import Action, RunState
+
+RUN_TIMEOUT_MS = 30_000
+COUNTDOWN = re.compile(r"^\d\d:\d\d · greylisted$")
+
+
+@pytest.fixture
+def window(
+    qloop: EngineEventLoop, reporter: ErrorReporter, tmp_path: Path, qtbot: QtBot
+) -> Iterator[MainWindow]:
+    window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.show()
+    yield window
+    window.close()  # stops a run, closes the campaign file, stops the lab
+    if window.session is not None or not closed:
+        window.close()  # a second close cuts connections still open
+    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
+    assert reporter.errors == []
+
+
+def run_state(window: MainWindow) -> RunState:
+    return window.context().run
+
+
+def enabled(window: MainWindow) -> set[Action]:
+    return {kind for kind, action in window.action_for.items() if action.isEnabled()}
+
+
+def by_email(window: MainWindow) -> dict[str, RecipientRow]:
+    return {row.email: row for row in window.model.book.rows}
+
+
+def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    assert window.pages.currentWidget() is window.welcome
+    assert enabled(window) == {Action.NEW_SANDBOX, Action.OPEN}
+
+    window.open_sandbox()
+    assert not window.sandbox_banner.isHidden()
+    assert window.sandbox_banner.text == BANNER
+    assert "[sandbox]" in window.windowTitle()
+    assert Action.START in enabled(window)
+    model = window.model
+    assert model.rowCount() == 24
+
+    countdowns: dict[str, list[str]] = {}
+
+    def watch(top: QModelIndex, bottom: QModelIndex, _roles: list[int]) -> None:
+        for position in range(top.row(), bottom.row() + 1):
+            shown = model.index(position, Column.NEXT_TRY).data()
+            if shown:
+                countdowns.setdefault(model.row_at(position).email, []).append(shown)
+
+    model.dataChanged.connect(watch)
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    assert enabled(window) >= {Action.PAUSE, Action.STOP}
+    assert Action.START not in enabled(window) and Action.NEW_SANDBOX not in enabled(window)
+    qtbot.waitUntil(lambda: run_state(window) is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+
+    rows = by_email(window)
+    for email, row in rows.items():
+        assert row.status.value == expected_outcome(email), (email, row)
+    ada = rows["ada@plain.test"]
+    assert (ada.code, ada.enhanced, ada.mx) == (250, "2.0.0", "mx.plain.test [127.0.0.2]")
+    nobody = rows["nobody@bounce.test"]
+    assert (nobody.code, nobody.enhanced) == (550, "5.1.1")
+    assert (
+        model.index(list(rows).index("nobody@bounce.test"), Column.RESULT)
+        .data()
+        .startswith("550 5.1.1 ")
+    )
+    null_mx = rows["claude@nullmx.test"]
+    assert null_mx.code is None and "null MX" in null_mx.text and null_mx.attempts == 1
+    assert rows["katherine@failover.test"].mx.startswith("mx2.failover.test")
+    assert rows["tim@tarpit.test"].mx.startswith("mx2.tarpit.test")
+
+    grace = rows["grace@grey.test"]
+    assert grace.status is Status.DELIVERED and grace.attempts == 2
+    assert any(COUNTDOWN.match(shown) for shown in countdowns["grace@grey.test"])
+    assert model.index(list(rows).index("grace@grey.test"), Column.NEXT_TRY).data() == ""
+
+    strip = window.summary.tally
+    assert (strip.total, strip.final, strip.waiting) == (24, 24, 0)
+    assert strip.by_key["delivered"] == 18 and strip.by_key["bounced"] == 5
+    assert enabled(window) == {
+        Action.NEW_SANDBOX,
+        Action.OPEN,
+        Action.EXPORT_REPORT,
+        Action.EXPORT_BOUNCES,
+    }
+
+    # The table filters and the transcript of a bounce.
+    panel = window.recipients
+    panel.select_status("Bounced")
+    assert panel.proxy.rowCount() == 5
+    assert panel.select_recipient(nobody.id)
+    qtbot.waitUntil(lambda: "550 5.1.1" in window.transcript.toPlainText(), timeout=5000)
+    assert "C: RCPT TO:<nobody@bounce.test>" in window.transcript.toPlainText()
+    panel.copy_address()
+    assert QGuiApplication.clipboard().text() == "nobody@bounce.test"
+    panel.select_status("All recipients")
+    panel.search.setText("grey.test")
+    assert panel.proxy.rowCount() == 4
+
+    # Exports: the report and the recipients' own bounces.
+    report = tmp_path / "report.csv"
+    assert window.export_report(report) == 24
+    with report.open(encoding="utf-8") as handle:
+        statuses = {row["email"]: row["status"] for row in csv.DictReader(handle)}
+    assert statuses["grace@grey.test"] == "delivered"
+    bounces = tmp_path / "bounces.txt"
+    assert window.export_bounces(bounces) == 5
+    listed = [line for line in bounces.read_text().splitlines() if not line.startswith("#")]
+    assert "nobody@bounce.test" in listed and "ada@plain.test" not in listed
+
+
+def test_pause_and_resume_follow_the_run(window: MainWindow, qtbot: QtBot) -> None:
+    window.open_sandbox()
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    window.action_for[Action.PAUSE].trigger()
+    assert run_state(window) is RunState.PAUSED
+    assert enabled(window) >= {Action.RESUME, Action.STOP}
+    assert not enabled(window) & {Action.PAUSE, Action.START, Action.OPEN}
+    qtbot.waitUntil(lambda: "campaign paused" in window.log.toPlainText(), timeout=5000)
+    window.action_for[Action.RESUME].trigger()
+    assert run_state(window) is RunState.RUNNING
+    qtbot.waitUntil(lambda: run_state(window) is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+
+
+def test_stop_keeps_the_rest_queued_and_start_goes_on(window: MainWindow, qtbot: QtBot) -> None:
+    window.open_sandbox()
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    window.action_for[Action.STOP].trigger()
+    qtbot.waitUntil(lambda: run_state(window) is not RunState.STOPPING, timeout=RUN_TIMEOUT_MS)
+    session = window.session
+    assert session is not None
+    # Stopped long before the greylisted recipients' retry was due: they stay queued.
+    assert run_state(window) is RunState.READY
+    assert session.unfinished > 0
+    assert by_email(window)["grace@grey.test"].status is not Status.DELIVERED
+    assert Action.START in enabled(window)
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+    assert by_email(window)["grace@grey.test"].status is Status.DELIVERED
+
+
+def test_closing_during_a_run_stops_it_and_closes_the_file(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    window.open_sandbox()
+    session = window.session
+    assert session is not None
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.close()
+    assert window.isVisible()  # not yet: messages in flight finish first
+    assert "Closing" in window.error_banner.text
+    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
+    assert not window.isVisible()
+    assert session.lab is not None and not session.lab.running
+    with CampaignStore.open(session.path)[0] as store:  # the lock is released
+        assert sum(store.counts().values()) == 24
+
+
+def test_a_campaign_not_made_in_the_sandbox_is_only_viewed(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    path = tmp_path / "real.mxm"
+    with CampaignStore.create(
+        path, sender="news@example.test", message=b"Subject: x\n\nhi\n", settings={}
+    ) as store:
+        store.add_recipients([NewRecipient("someone@example.test", "example.test", {})])
+    assert window.open_file(path)
+    assert window.sandbox_banner.isHidden()
+    assert Action.START not in enabled(window)
+    assert "not made in the sandbox" in window.action_for[Action.START].toolTip()
+    window.start()  # even when asked directly
+    assert run_state(window) is RunState.READY
+    assert "view only" in window.log.toPlainText()
+
+
+def test_a_file_that_is_not_a_campaign_is_refused_with_a_reason(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    path = tmp_path / "notes.mxm"
+    path.write_text("not a campaign")
+    assert not window.open_file(path)
+    assert window.session is None
+    assert "could not be opened" in window.error_banner.text
+
+
+def test_a_sender_problem_is_shown_as_the_senders_not_the_recipients(
+    window: MainWindow,
+) -> None:
+    window.open_sandbox()
+    problem = SenderProblemReported(
+        "example.test",
+        "blocklisted",
+        "The sending IP address is on a blocklist.",
+        "Ask the blocklist to delist it.",
+        "554 5.7.1 Service unavailable; blocked",
+    )
+    window._on_batch([problem])
+    banner = window.problem_banner
+    assert not banner.isHidden()
+    assert "because of the sender, not the recipients" in banner.text
+    assert "Ask the blocklist to delist it." in banner.text
+    assert "example.test" in window.log.toPlainText()
+    assert all(row.status is not Status.BOUNCED for row in window.model.book.rows)
+
+
+def test_every_action_has_a_shortcut(window: MainWindow) -> None:
+    shortcuts = {kind: action.shortcut() for kind, action in window.action_for.items()}
+    assert shortcuts[Action.START] == QKeySequence("F5")
+    assert shortcuts[Action.STOP] == QKeySequence("Shift+F5")
+    assert shortcuts[Action.OPEN] == QKeySequence(QKeySequence.StandardKey.Open)
+    assert all(not sequence.isEmpty() for sequence in shortcuts.values())
+    assert len(set(map(QKeySequence.toString, shortcuts.values()))) == len(shortcuts)
+
+
+def test_opening_another_campaign_closes_the_previous_one(window: MainWindow, qtbot: QtBot) -> None:
+    window.open_sandbox()
+    first = window.session
+    assert first is not None
+    window.open_sandbox()
+    assert window.session is not first
+    qtbot.waitUntil(lambda: "closed" in repr(first.store), timeout=5000)
+    with CampaignStore.open(first.path)[0]:  # its lock is released
+        pass
