@@ -28,6 +28,20 @@ Decisions where the requirements were silent:
   reach the address column is invalid ("the address is empty").
 * A row whose cells are all empty is skipped and not counted.
 * A header cell that is empty becomes ``column_N``; a repeated name gets ``_2``, ``_3``.
+* The first row is a header unless a cell holds an address: a valid one, a one-word
+  cell with an ``@`` (``ann@``), or a cell with an ``@`` in the column where the next
+  rows have addresses. Such a first row is data, invalid with its reason if it must be.
+* A quote left open runs on to the next quote and would turn the rows between into one
+  cell: when a record spans several lines and one of the later lines of a quoted cell
+  reads as a row of its own (a valid address in the address column, no wider than the
+  header, split by the delimiter), the file is refused naming the line the quote opened
+  on. A quoted line break in a name or a note is data.
+* cp1252 is preferred when the detector scores it as well as its first choice and the
+  sample reads as Western text in it. On a short sample a Polish or Czech cp1250 export
+  may still be detected as cp1252 (as may Turkish cp1254, Italian be taken for cp1258):
+  the summary says the encoding was detected and asks for a look at the names, and the
+  caller's encoding settles it. A UTF-16/32 choice without byte order mark is read in
+  the byte order its NUL bytes show (refused when they show none).
 * Addresses are shown as email-validator normalises them (``local@domain``, the domain
   lower case in its Unicode form; a display name dropped); an invalid row keeps its cell
   exactly as written.
@@ -117,14 +131,37 @@ _LEGACY_ENCODINGS: Final = (
     "koi8_r", "koi8_u", "cp874", "cp932", "euc_jp", "gb18030", "big5", "cp949",
 )  # fmt: skip
 
+# Text codecs that no CSV export is written in: refused as a choice of encoding.
+_NOT_FILE_ENCODINGS: Final = frozenset(
+    {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined"}
+)
+
+# Code pages where two bytes make one character: a Western sample's accented letters
+# often pair up into valid ideograms in them.
+_DOUBLE_BYTE: Final = frozenset({"cp932", "euc_jp", "gb18030", "big5", "cp949"})
+# Scores the detector itself takes as equal (charset_normalizer.models.CharsetMatch.__lt__:
+# it then prefers the code page that made the most multi-byte characters).
+_CHAOS_TIE: Final = 0.005
+_COHERENCE_TIE: Final = 0.02
+_HUNGARIAN_BYTES: Final = frozenset(b"\xd5\xdb\xf5\xfb")  # ő ű Ő Ű in cp1250
+_SAME_IN_CP1250_AND_CP1252: Final = bytes(
+    byte
+    for byte in range(256)
+    if bytes([byte]).decode("cp1250", "replace") == bytes([byte]).decode("cp1252", "replace")
+)
+_LINE_ENDS_AND_TAB: Final = str.maketrans("", "", "\r\n\t")
+_WORDS: Final = re.compile(r"[^\W\d_]+")  # runs of letters
+
 LOCAL_PART_MAX_OCTETS: Final = 64  # RFC 5321 4.5.3.1.1
 ADDRESS_MAX_OCTETS: Final = 254  # RFC 5321 4.5.3.1.3 (256 less the angle brackets)
 
 _LINE_BREAK: Final = "the address contains a line break"
+_LINE_BREAK_RE: Final = re.compile(r"\r\n|\r|\n")  # as csv counts lines
 _NUL: Final = "the address contains a NUL character"
 _EMPTY: Final = "the address is empty"
 _LOCAL_TOO_LONG: Final = f"the local part is longer than {LOCAL_PART_MAX_OCTETS} octets"
 _NO_DOT: Final = "the domain has no dot"
+_NO_AT: Final = "the address has no @"
 
 # Plainly ordinary addresses, which skip email-validator (test_recipients_properties
 # proves the result is the same): an ASCII dot-atom local part (RFC 5322 3.2.3) and an
@@ -141,7 +178,7 @@ _CASE_INSENSITIVE_NAMES: Final = frozenset(
 _PLAIN: Final = tuple(
     (re.compile(pattern), reason)
     for pattern, reason in (
-        (r"must have an @-sign", "the address has no @"),
+        (r"must have an @-sign", _NO_AT),
         (r"after the @-sign contains invalid characters: .*'@'", "the address has more than one @"),
         (r"something before the @-sign", "the address has nothing before the @"),
         (r"something after the @-sign", "the address has nothing after the @"),
@@ -347,7 +384,13 @@ def full_address_check(address: str) -> Address | str:
     try:
         checked = _validate(address)
     except EmailNotValidError as error:
-        return plain_reason(str(error))
+        reason = plain_reason(str(error))
+        if reason == _NO_AT and "@" in address:  # every @ is inside quotes
+            odd = address.count('"') % 2
+            return (
+                'the address has an unmatched "' if odd else "the address has no @ outside quotes"
+            )
+        return reason
     return Address(checked.normalized, checked.local_part, checked.ascii_domain, checked.smtputf8)
 
 
@@ -428,6 +471,7 @@ class _Format:
     skip: int
     delimiter: str
     records: tuple[tuple[str, ...], ...]  # the first non-blank records of the sample
+    lines: tuple[tuple[int, int], ...]  # the first and last line of each record
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +498,8 @@ def _start(path: Path, handle: BinaryIO, encoding: str | None) -> _Start:
             codec = bom_codec  # the mark says which byte order; skip it
         else:
             bom = b""
+            if codec in ("utf-16", "utf-32"):  # without a mark Python's codec refuses
+                codec = _wide_codec(path, sample, codec)
     elif bom:
         codec = bom_codec
     elif _is_utf8(sample, at_end):
@@ -462,7 +508,7 @@ def _start(path: Path, handle: BinaryIO, encoding: str | None) -> _Start:
         codec, guessed = _legacy_encoding(path, handle, sample), True
     try:
         text = codecs.getincrementaldecoder(codec)().decode(sample[len(bom) :], final=at_end)
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise _decoding_error(path, handle, codec, len(bom)) from None
     if not at_end:  # the last line may be cut
         text = text[: max(text.rfind("\n"), text.rfind("\r")) + 1]
@@ -473,16 +519,16 @@ def _detect(path: Path, handle: BinaryIO, encoding: str | None, delimiter: str |
     start = _start(path, handle, encoding)
     chosen = guess_delimiter(start.text) if delimiter is None else _delimiter(delimiter)
     try:
-        records = _sample_records(start.text, chosen, complete=start.complete)
+        records, lines = _sample_records(start.text, chosen, complete=start.complete)
     except csv.Error as error:
-        raise RecipientsError(f"{path}: {error}: check the quotes near the start") from None
+        raise RecipientsError(f"{path}: {error}: check the quotes on that line") from None
     if not records and not start.complete:
         raise RecipientsError(
             f"{path} has no line break in its first MiB: it is not a CSV list of recipients"
         )
     if not records:
         raise RecipientsError(f"{path} is empty: it needs a header row with an email column")
-    return _Format(start.encoding, start.guessed, start.skip, chosen, records)
+    return _Format(start.encoding, start.guessed, start.skip, chosen, records, lines)
 
 
 def _refuse_binary(path: Path, sample: bytes, *, nul_is_text: bool) -> None:
@@ -498,12 +544,8 @@ def _refuse_binary(path: Path, sample: bytes, *, nul_is_text: bool) -> None:
         if sample.startswith(magic):
             raise RecipientsError(f"{path} is {what}, not CSV: {advice}")
     if b"\0" in sample and not nul_is_text:
-        # ASCII in UTF-16 has a NUL in every other byte: after the text (LE) or before.
-        if sample[1::2].count(0) > len(sample) // 4:
-            order = "utf-16-le"
-        elif sample[0::2].count(0) > len(sample) // 4:
-            order = "utf-16-be"
-        else:
+        order = _byte_order(sample, "utf-16")
+        if order is None:
             raise RecipientsError(
                 f"{path} is not a text file (it holds NUL bytes): export the list as CSV UTF-8"
             )
@@ -513,13 +555,47 @@ def _refuse_binary(path: Path, sample: bytes, *, nul_is_text: bool) -> None:
         )
 
 
+def _byte_order(sample: bytes, family: str) -> str | None:
+    """``family``-le or -be, told by where a sample without byte order mark has its NUL
+    bytes; None when neither fits. ASCII in UTF-16 has a NUL in every other byte, after
+    the letter (LE) or before it; in UTF-32 the two high bytes of a character are NUL."""
+    if family == "utf-16":
+        low_first, high_first = sample[1::2], sample[0::2]
+    else:
+        low_first, high_first = sample[2::4] + sample[3::4], sample[0::4] + sample[1::4]
+    le = low_first.count(0) * 2 > len(low_first)
+    be = high_first.count(0) * 2 > len(high_first)
+    if le == be:
+        return None
+    return f"{family}-le" if le else f"{family}-be"
+
+
+def _wide_codec(path: Path, sample: bytes, family: str) -> str:
+    """The byte order of a file the caller says is UTF-16 (or UTF-32) but has no mark."""
+    order = _byte_order(sample, family)
+    if order is None:
+        raise RecipientsError(
+            f"{path} has no byte order mark and does not look like {family.upper()} text: "
+            f"if it is, choose {family}-le or {family}-be; else choose its encoding (most "
+            "exports are utf-8)"
+        )
+    return order
+
+
 def _codec(encoding: str) -> str:
     try:
-        return codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
     except LookupError:
         raise RecipientsError(
             f"unknown encoding {encoding!r}: use a name such as utf-8, cp1252 or iso-8859-15"
         ) from None
+    # bytes-to-bytes (base64, zlib) and str-to-str (rot13) codecs, and those that encode
+    # something other than a file's text (domain names, Python escapes).
+    if not info._is_text_encoding or info.name in _NOT_FILE_ENCODINGS:
+        raise RecipientsError(
+            f"{encoding!r} is not a text encoding: use a name such as utf-8, cp1252 or iso-8859-15"
+        )
+    return info.name
 
 
 def _family(codec: str) -> str:
@@ -543,18 +619,71 @@ def _delimiter(delimiter: str) -> str:
 def _is_utf8(sample: bytes, at_end: bool) -> bool:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=at_end)
-    except UnicodeDecodeError:
+    except UnicodeError:
         return False
     return True
 
 
 def _legacy_encoding(path: Path, handle: BinaryIO, sample: bytes) -> str:
-    best = charset_normalizer.from_bytes(sample, cp_isolation=list(_LEGACY_ENCODINGS)).best()
+    """The detector's code page, except that cp1252 (what Windows in Western Europe and
+    the Americas exports) wins whenever the detector has no reason to prefer another.
+
+    The detector names one of the code pages that decode the sample identically, and
+    scores several alike when the sample has few non-ASCII letters: it then lists cp1250
+    (``Peńa``, ``Sřren``) or big5 (``H幨鋝e``) first as often as cp1252. cp1252 is chosen
+    when it decodes like the best; when it scores as well as the best (as the detector
+    compares scores) and the sample reads as Latin text in it (:func:`_reads_as_latin`),
+    unless only Hungarian letters tell cp1250 from cp1252; and when the best is an East
+    Asian double-byte code page and the sample reads as Latin text in cp1252 (a few
+    accented letters pair up as one ideogram).
+    """
+    results = charset_normalizer.from_bytes(sample, cp_isolation=list(_LEGACY_ENCODINGS))
+    best = results.best()
     if best is None:
         raise _decoding_error(path, handle, "utf-8", 0, "and no other encoding fits it")
-    # The detector names one of the code pages that decode the sample identically; the
-    # most common Windows one is the better name for it.
-    return "cp1252" if "cp1252" in best.could_be_from_charset else _codec(best.encoding)
+    if "cp1252" in best.could_be_from_charset:
+        return "cp1252"
+    tied = any(
+        "cp1252" in match.could_be_from_charset
+        and abs(match.chaos - best.chaos) < _CHAOS_TIE
+        and abs(match.coherence - best.coherence) <= _COHERENCE_TIE
+        for match in results
+    )
+    if tied and "cp1250" in best.could_be_from_charset and _hungarian(sample):
+        return "cp1250"
+    if (tied or best.encoding in _DOUBLE_BYTE) and _reads_as_latin(sample):
+        return "cp1252"
+    return _codec(best.encoding)
+
+
+def _hungarian(sample: bytes) -> bool:
+    """Whether the only letters cp1250 and cp1252 read differently in the sample are
+    Hungarian ő ű Ő Ű (õ û Õ Û in cp1252): Western text with õ or û has ã, è, à... too."""
+    differing = set(sample.translate(None, _SAME_IN_CP1250_AND_CP1252))
+    return bool(differing) and differing <= _HUNGARIAN_BYTES
+
+
+def _reads_as_latin(sample: bytes) -> bool:
+    """Whether cp1252 decodes the sample to Western text: nothing unprintable, most of
+    the non-ASCII characters letters, and those letters sprinkled in ASCII words (in
+    ``Núñez`` or ``Mølgaard``), not whole words of them as Cyrillic, Greek, Hebrew or
+    CJK bytes give when read in cp1252 (``Èâàí`` for Иван)."""
+    try:
+        text = sample.decode("cp1252")
+    except UnicodeDecodeError:
+        return False
+    if not text.translate(_LINE_ENDS_AND_TAB).isprintable():
+        return False
+    others = [char for char in text if not char.isascii()]
+    if sum(char.isalpha() for char in others) * 2 <= len(others):
+        return False
+    ascii_letters = non_ascii_letters = 0
+    for word in _WORDS.findall(text):
+        if not word.isascii():
+            non_ascii = sum(not char.isascii() for char in word)
+            non_ascii_letters += non_ascii
+            ascii_letters += len(word) - non_ascii
+    return ascii_letters >= non_ascii_letters
 
 
 def guess_delimiter(text: str) -> str:
@@ -563,7 +692,7 @@ def guess_delimiter(text: str) -> str:
     best, best_score = ",", 0
     for delimiter in DELIMITERS:
         try:
-            records = _sample_records(text, delimiter, complete=True)
+            records, _ = _sample_records(text, delimiter, complete=True)
         except csv.Error:
             continue
         width = len(records[0]) if records else 0
@@ -573,23 +702,34 @@ def guess_delimiter(text: str) -> str:
     return best
 
 
-def _sample_records(text: str, delimiter: str, *, complete: bool) -> tuple[tuple[str, ...], ...]:
-    """The first non-blank records of ``text`` (the last dropped if it may be cut)."""
+def _sample_records(
+    text: str, delimiter: str, *, complete: bool
+) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[int, int], ...]]:
+    """The first non-blank records of ``text`` (the last dropped if it may be cut), and
+    the first and last line of each."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    records = []
-    for record in reader:
-        if not _blank(record):
-            records.append(tuple(record))
-            if len(records) > SNIFF_RECORDS:
-                return tuple(records[:SNIFF_RECORDS])
+    records: list[tuple[str, ...]] = []
+    lines: list[tuple[int, int]] = []
+    last = 0
+    try:
+        for record in reader:
+            if not _blank(record):
+                records.append(tuple(record))
+                lines.append((last + 1, reader.line_num))
+                if len(records) > SNIFF_RECORDS:
+                    return tuple(records[:SNIFF_RECORDS]), tuple(lines[:SNIFF_RECORDS])
+            last = reader.line_num
+    except csv.Error as error:
+        raise csv.Error(f"{error} in the record from line {last + 1}") from None
     if not complete and records:
         records.pop()
-    return tuple(records)
+        lines.pop()
+    return tuple(records), tuple(lines)
 
 
 def _layout(path: Path, fmt: _Format, address_column: str | int | None) -> _Layout:
     first = fmt.records[0]
-    header = not any(isinstance(check_address(cell), Address) for cell in first)
+    header = not _is_data(first, fmt.records[1:])
     if header:
         cells = tuple(first)
         names = _unique([field_name(cell) or f"column_{n}" for n, cell in enumerate(cells, 1)])
@@ -605,6 +745,18 @@ def _layout(path: Path, fmt: _Format, address_column: str | int | None) -> _Layo
         if address is None:
             address = _column_of_addresses(len(cells), data)
     return _Layout(header, cells, names, address)
+
+
+def _is_data(first: Sequence[str], rest: Sequence[Sequence[str]]) -> bool:
+    """Whether the first record is a row rather than a header: a cell holds an address,
+    valid or not. An invalid one is a cell with an @ that is one word (``ann@``,
+    ``a@@b.test``) or that sits in the column where the next rows have addresses."""
+    if any(isinstance(check_address(cell), Address) for cell in first):
+        return True
+    attempts = [index for index, cell in enumerate(first) if "@" in cell]
+    if any(len(first[index].split()) == 1 for index in attempts):
+        return True
+    return bool(attempts) and _column_of_addresses(len(first), rest) in attempts
 
 
 def _unique(names: list[str]) -> tuple[str, ...]:
@@ -676,7 +828,12 @@ def _decoding_error(
         chunk = handle.read(SAMPLE_BYTES)
         try:
             lines.add(decoder.decode(chunk, final=not chunk))
-        except UnicodeDecodeError as error:
+        except UnicodeError as error:
+            if not isinstance(error, UnicodeDecodeError):  # a codec's own complaint
+                return RecipientsError(
+                    f"{path} cannot be read as {label} text ({error}){also}: save it as CSV "
+                    "UTF-8, or choose the encoding it was saved in"
+                )
             lines.add(error.object[: error.start].decode(codec, errors="replace"))
             byte = error.object[error.start : error.start + 1].hex().upper()
             return RecipientsError(
@@ -774,7 +931,7 @@ def read_recipients(
         summary.header = layout.header
         summary.address_column = layout.cells[column]
         summary.columns = tuple(n for i, n in enumerate(layout.names) if i != column)
-        records = _records(path, handle, fmt.encoding, fmt.skip, fmt.delimiter)
+        records = _records(path, handle, fmt, len(layout.cells), column)
         if layout.header:
             next(records, None)
         yield from _recipients(records, layout, column, summary, suppression)
@@ -790,7 +947,7 @@ def text_lines(path: Path, *, encoding: str | None = None) -> Iterator[str]:
         while True:
             try:
                 line = next(text, None)
-            except UnicodeDecodeError:
+            except UnicodeError:
                 raise _decoding_error(path, handle, start.encoding, start.skip) from None
             if line is None:
                 return
@@ -805,7 +962,15 @@ def _inspect(
     address_column: str | int | None,
 ) -> tuple[_Format, _Layout]:
     fmt = _detect(path, handle, encoding, delimiter)
-    return fmt, _layout(path, fmt, address_column)
+    layout = _layout(path, fmt, address_column)
+    if layout.address is not None:  # refused before any row is shown or imported
+        width = len(layout.cells)
+        for record, (first, last) in zip(fmt.records, fmt.lines, strict=True):
+            if last > first:
+                _refuse_runaway_quote(
+                    path, record, first, last, fmt.delimiter, width, layout.address
+                )
+    return fmt, layout
 
 
 def _address_column(path: Path, layout: _Layout) -> int:
@@ -826,26 +991,72 @@ def _open(path: Path) -> BinaryIO:
 
 
 def _records(
-    path: Path, handle: BinaryIO, encoding: str, skip: int, delimiter: str
+    path: Path, handle: BinaryIO, fmt: _Format, width: int, column: int
 ) -> Iterator[list[str]]:
-    """The file's non-blank records, streamed; decoding and CSV errors as RecipientsError
-    naming the line."""
-    handle.seek(skip)
-    text = io.TextIOWrapper(handle, encoding=encoding, newline="")
-    reader = csv.reader(text, delimiter=delimiter, strict=False)
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except UnicodeDecodeError:
-            raise _decoding_error(path, handle, encoding, skip) from None
-        except csv.Error as error:
-            raise RecipientsError(
-                f"{path} line {reader.line_num}: {error}: check the quotes on that line"
-            ) from None
-        if record and (record[0].strip() or not _blank(record)):
-            yield record
+    """The file's non-blank records, streamed; decoding and CSV errors, and a quote left
+    open over rows (:func:`_refuse_runaway_quote`), as RecipientsError naming the line."""
+    handle.seek(fmt.skip)
+    text = io.TextIOWrapper(handle, encoding=fmt.encoding, newline="")
+    reader = csv.reader(text, delimiter=fmt.delimiter, strict=False)
+    last = 0  # the last line of the previous record
+    try:
+        for record in reader:
+            line = reader.line_num
+            if line > last + 1:  # a quoted line break: rare, so checked only then
+                _refuse_runaway_quote(path, record, last + 1, line, fmt.delimiter, width, column)
+            last = line
+            if record and (record[0].strip() or not _blank(record)):
+                yield record
+    except UnicodeError:
+        raise _decoding_error(path, handle, fmt.encoding, fmt.skip) from None
+    except csv.Error as error:
+        where = "that line" if reader.line_num == last + 1 else f"line {last + 1}"
+        raise RecipientsError(
+            f"{path} line {reader.line_num}: {error}: check the quotes on {where}"
+        ) from None
+
+
+def _refuse_runaway_quote(
+    path: Path,
+    record: Sequence[str],
+    first: int,
+    last: int,
+    delimiter: str,
+    width: int,
+    column: int,
+) -> None:
+    """RecipientsError if a record on lines ``first`` to ``last`` swallowed rows: a
+    quoted cell one of whose later lines reads as a row of its own (:func:`_is_row`).
+
+    A quote left open (``"Bob,unterminated``) runs on to the next quote in the file, and
+    the rows between become one cell of the row it opened in: their recipients would not
+    be mailed and that row would get their text. A quoted line break in a name or a note
+    (``"Bob\nSmith"``) is data and passes.
+    """
+    line = first
+    for cell in record:
+        parts = _LINE_BREAK_RE.split(cell)
+        for offset, part in enumerate(parts[1:], 1):
+            if _is_row(part, delimiter, width, column):
+                inside = f"line {last}" if last == line + 1 else f"lines {line + 1} to {last}"
+                raise RecipientsError(
+                    f"{path}: a quote opened on line {line} is not closed before line "
+                    f"{last}, so {inside} would be read into one cell (line {line + offset} "
+                    f"reads as a row of its own): check the quotes on line {line}"
+                )
+        line += len(parts) - 1
+
+
+def _is_row(text: str, delimiter: str, width: int, column: int) -> bool:
+    """Whether a line inside a quoted cell reads as a row of the file: no wider than the
+    header, split by the delimiter (when the file has several columns), with a valid
+    address in the address column."""
+    cells = next(csv.reader([text], delimiter=delimiter, strict=False), [])
+    if len(cells) <= column or (width > 1 and len(cells) < 2):
+        return False
+    if len(cells) > width and not _blank(cells[width:]):
+        return False
+    return isinstance(check_address(cells[column]), Address)
 
 
 def _recipients(
