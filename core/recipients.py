@@ -54,6 +54,7 @@ import csv
 import functools
 import io
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -306,8 +307,9 @@ class Address(NamedTuple):
 
 
 def field_name(header: str) -> str:
-    """A merge field's name from its column header: lower case, spaces to ``_``."""
-    return "_".join(header.strip().lower().split())
+    """A merge field's name from its column header: lower case, spaces to ``_``, in NFC
+    (a header saved decomposed, as macOS may, must match ``{{prénom}}`` typed composed)."""
+    return "_".join(unicodedata.normalize("NFC", header).strip().lower().split())
 
 
 def check_address(cell: str) -> Address | str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
+from core.message.address import a_label
 from core.message.build import Attachment, MessageParts, build_eml
 from core.message.compile import compile_message
 from core.message.errors import TemplateError
@@ -122,10 +123,7 @@ _ID_BITS = random.Random(secrets.randbits(256))
 def _ascii_domain(domain: str) -> str:
     if domain.isascii():
         return domain
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return "localhost.invalid"
+    return a_label(domain) or "localhost.invalid"
 
 
 def date_header(at: float) -> str:

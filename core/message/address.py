@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email import errors, headerregistry, policy
 
+import idna
+
 from core.message.errors import TemplateError
-from core.message.fields import EMAIL, FIELD, Context, Segments, Slot, slot
+from core.message.fields import EMAIL, FIELD, Context, Segments, Slot, find, slot
 from core.message.fields import segments as text_segments
 from core.message.words import fold, hard_fold, phrase
 
@@ -34,6 +36,10 @@ _PLAIN_ADDRESS = re.compile(
     r"@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
 )
 _NOT_IN_DOMAIN = re.compile(r"[^A-Za-z0-9\-.\u0080-\U0010ffff]")
+#: RFC 1035 §2.3.4: a domain name is at most 255 octets.
+_DOMAIN_MAX = 255
+# An RFC 2047 encoded word: fields inside one are found once the stdlib has decoded it.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 
 
 def addr_spec(address: str) -> str:
@@ -64,10 +70,28 @@ def _domain(domain: str) -> str:
     domain = _DOTS.sub(".", _NOT_IN_DOMAIN.sub("", domain)).strip(".")
     if domain.isascii():
         return domain
+    return a_label(domain) or domain  # raw UTF-8: the message will need SMTPUTF8
+
+
+@functools.lru_cache(maxsize=4096)
+def a_label(domain: str) -> str | None:
+    """The ASCII form of a domain as the importer gives it for RCPT TO: IDNA 2008 with
+    UTS #46 mapping, non-transitional (``straße.de`` is ``xn--strae-oqa.de``, not
+    ``strasse.de``), as email-validator does. A name IDNA 2008 refuses gets Python's
+    IDNA 2003 codec, less what no host name can hold; None when neither takes it."""
+    if len(domain) > _DOMAIN_MAX:
+        return None  # no such domain, and IDNA's work grows with the square of a label
     try:
-        return domain.encode("idna").decode("ascii")
+        mapped = idna.uts46_remap(domain, std3_rules=False, transitional=False)
+        return ".".join(idna.alabel(label).decode("ascii") for label in mapped.split("."))
+    except (idna.IDNAError, UnicodeError):
+        pass
+    try:
+        fallback = domain.encode("idna").decode("ascii")
     except UnicodeError:
-        return domain  # raw UTF-8: the message will need SMTPUTF8
+        return None
+    # IDNA 2003 maps some characters to ones no host name holds ("⑴" is "(1)").
+    return _DOTS.sub(".", _NOT_IN_DOMAIN.sub("", fallback)).strip(".") or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +169,13 @@ def parse_addresses(name: str, value: str) -> tuple[Mailbox | Group, ...]:
     """
     tag = next(f"z{n}q" for n in itertools.count() if f"z{n}q" not in value)
     matches: list[re.Match[str]] = []
+    encoded = [word.span() for word in _ENCODED_WORD.finditer(value)] if "=?" in value else []
+    where = f"the {name} header"
+    find(_ENCODED_WORD.sub(" ", value) if encoded else value, where)  # a "{{" that is no field
 
     def mark(match: re.Match[str]) -> str:
+        if any(start <= match.start() < end for start, end in encoded):
+            return match.group(0)
         matches.append(match)
         return f"mxf{len(matches) - 1}{tag}"
 
@@ -163,10 +192,10 @@ def parse_addresses(name: str, value: str) -> tuple[Mailbox | Group, ...]:
         parts: list[str | Slot] = []
         position = 0
         for found in placeholder.finditer(text):
-            parts += text_segments(text[position : found.start()])
+            parts += text_segments(text[position : found.start()], Context.TEXT, where)
             parts.append(slot(matches[int(found.group(1))], Context.TEXT))
             position = found.end()
-        parts += text_segments(text[position:])
+        parts += text_segments(text[position:], Context.TEXT, where)
         return Segments(parts)
 
     def mailbox(address: headerregistry.Address) -> Mailbox:

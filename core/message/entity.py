@@ -13,7 +13,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from email import policy
-from email.headerregistry import ContentTypeHeader
+from email.headerregistry import ContentDispositionHeader, ContentTypeHeader
 
 from core.message.errors import TemplateError
 
@@ -69,6 +69,19 @@ class Entity:
             if header.key == "content-transfer-encoding":
                 return header.value.strip().lower() or "7bit"
         return "7bit"
+
+    @property
+    def attachment(self) -> bool:
+        """A file: ``Content-Disposition: attachment``, or a file name (``filename`` or
+        Content-Type's ``name``). Its bytes are the file's, never a template."""
+        if "name" in self.params:
+            return True
+        declared = self.header("content-disposition")
+        if declared is None:
+            return False
+        parsed = policy.default.header_factory("content-disposition", declared.value)
+        assert isinstance(parsed, ContentDispositionHeader)
+        return parsed.content_disposition == "attachment" or "filename" in parsed.params
 
     def header(self, key: str) -> Header | None:
         return next((header for header in self.headers if header.key == key), None)

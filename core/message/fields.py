@@ -1,6 +1,12 @@
 """Merge fields: the ``{{name}}`` / ``{{name|default}}`` syntax, and how a value is made
 safe for the place it lands in.
 
+A name is what the importer makes of a column header (``core.recipients.field_name``:
+lower case, spaces as ``_``), so any character but whitespace, ``{``, ``}`` and ``|``
+(``{{prénom}}``, ``{{prix_(€)}}``). A ``{{`` that does not open a field is a
+:class:`TemplateError` when the template is compiled: a misspelt field must never go out
+as written.
+
 Owns the syntax, the rule that a value can never hold CR, LF or NUL (they become spaces,
 so that no value can create or end a header, or an SMTP command), and the per-context
 value encoders (HTML escaping, percent-encoding). Knows nothing of MIME or headers.
@@ -15,7 +21,16 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import quote
 
-FIELD = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*(?:\|([^}\r\n]*))?\}\}")
+from core.message.errors import TemplateError
+
+#: A name holds no whitespace and none of the syntax's "{", "}", "|".
+NAME = r"[^\s{}|]+"
+FIELD = re.compile(rf"\{{\{{\s*({NAME})\s*(?:\|([^}}\r\n]*))?\}}\}}")
+#: What error messages show of the syntax.
+SYNTAX = (
+    "a merge field is written {{name}} or {{name|default}}, the name being the column's "
+    'name as imported: lower case, spaces as _ (the column "First name" is {{first_name}})'
+)
 
 #: The recipient's address: always available, whatever the columns.
 EMAIL = "email"
@@ -27,6 +42,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _URL_KEEP = "!#$%&'()*+,/:;=?@[]~"
 _UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"  # §2.3
 _PERCENT = {byte: f"%{byte:02X}" for byte in range(128) if chr(byte) not in _UNRESERVED}
+_PRINTABLE = "".join(map(chr, range(0x20, 0x7F))) + "\t"
 
 
 class Context(Enum):
@@ -36,6 +52,7 @@ class Context(Enum):
     HTML = "html"  # HTML text or a non-URL attribute: escaped
     URL = "url"  # a component inside a URL: percent-encoded (RFC 3986 unreserved kept)
     URL_WHOLE = "url-whole"  # a whole href/src value: reserved characters kept, escaped
+    ASCII = "ascii"  # a header that is never encoded (References): non-ASCII percent-encoded
 
 
 def has_unsafe(value: str) -> bool:
@@ -64,11 +81,18 @@ def _as_whole_url(value: str) -> str:
     return html.escape(quote(value, safe=_URL_KEEP), quote=True)
 
 
+def _as_ascii(value: str) -> str:
+    """Printable ASCII as it is, anything else as UTF-8 %XX (an IRI made a URI, RFC 3987
+    §3.1): a header that encoded words cannot carry stays 7-bit."""
+    return value if value.isascii() else quote(value, safe=_PRINTABLE)
+
+
 ENCODERS: Mapping[Context, Callable[[str], str]] = {
     Context.TEXT: _as_text,
     Context.HTML: html.escape,
     Context.URL: _as_url,
     Context.URL_WHOLE: _as_whole_url,
+    Context.ASCII: _as_ascii,
 }
 
 
@@ -126,15 +150,44 @@ class Segments:
         )
 
 
+def find(text: str, where: str = "the message") -> list[re.Match[str]]:
+    """The fields of ``text``; a ``{{`` outside them (``{{first name}}``, ``{{ }}``, an
+    unclosed ``{{x``) is a TemplateError naming it and ``where`` it is."""
+    found = list(FIELD.finditer(text))
+    if "{{" not in text:
+        return found
+    position = 0
+    for end, after in [*((m.start(), m.end()) for m in found), (len(text), len(text))]:
+        opening = text.find("{{", position, end)
+        if opening >= 0:
+            raise TemplateError(f"{where} has {_shown(text, opening)}, not a merge field: {SYNTAX}")
+        position = after
+    return found
+
+
+def _shown(text: str, opening: int) -> str:
+    """The bad ``{{…`` as written: up to its ``}}`` on the same line if that is near, else
+    to the end of its word."""
+    line = text[opening : opening + 60].splitlines()[0]
+    closing = line.find("}}", 2)
+    if closing >= 0:
+        return repr(line[: closing + 2])
+    word = re.match(r"\{\{\s*\S{0,30}", line)
+    assert word is not None
+    return repr(word.group()) + ("…" if len(word.group()) < len(line.rstrip()) else "")
+
+
 def slot(match: re.Match[str], context: Context) -> Slot:
     return Slot(match.group(1), match.group(2) or "", context, ENCODERS[context])
 
 
-def segments(text: str, contexts: Sequence[Context] | Context = Context.TEXT) -> Segments:
+def segments(
+    text: str, contexts: Sequence[Context] | Context = Context.TEXT, where: str = "the message"
+) -> Segments:
     """``text`` cut at its fields; the k-th field gets ``contexts[k]``."""
     parts: list[str | Slot] = []
     position = 0
-    for index, match in enumerate(FIELD.finditer(text)):
+    for index, match in enumerate(find(text, where)):
         parts.append(text[position : match.start()])
         context = contexts if isinstance(contexts, Context) else contexts[index]
         parts.append(slot(match, context))
@@ -151,5 +204,6 @@ def fill(parts: Segments, values: Mapping[str, str]) -> str:
     return parts.fill(values)
 
 
-def names(text: str) -> set[str]:
-    return {match.group(1) for match in FIELD.finditer(text)}
+def names(text: str, where: str = "the message") -> set[str]:
+    """The names of the fields of ``text`` (TemplateError for a ``{{`` that is none)."""
+    return {match.group(1) for match in find(text, where)}

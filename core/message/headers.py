@@ -2,8 +2,10 @@
 per recipient; some dropped.
 
 - Kept as written: a header without fields that is 7-bit and has no line over 998.
-- Re-encoded once: raw UTF-8 (RFC 6532 templates) becomes encoded words in text and
-  display names, RFC 2231 parameters in Content-Type/-Disposition.
+- Re-encoded once: raw UTF-8 (RFC 6532 templates) becomes encoded words in text, display
+  names and List-Id's description, RFC 2231 parameters in Content-Type/-Disposition.
+- Never encoded (:data:`RAW_HEADERS`: URL lists and message identifiers), where encoded
+  words mean nothing: the template's text must be ASCII, and values are made so.
 - Per recipient: headers with fields, and To (always the recipient's address).
 - Dropped: see :data:`DROPPED`.
 
@@ -13,6 +15,7 @@ MIME-Version), whose syntax a value could break.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email import policy
@@ -28,9 +31,9 @@ from core.message.address import (
 from core.message.context import header_contexts
 from core.message.entity import Entity, Header
 from core.message.errors import TemplateError
-from core.message.fields import FIELD, Segments, Slot, has_slots, segments
+from core.message.fields import FIELD, Context, Segments, Slot, has_slots, segments
 from core.message.params import mime_header
-from core.message.words import MAX_LINE, fold_text, unstructured
+from core.message.words import MAX_LINE, fold, fold_text, phrase, unstructured
 
 #: What a compiled message is made of: literal bytes, or a renderer of per-recipient
 #: bytes from the field values.
@@ -58,7 +61,20 @@ DROPPED = frozenset(
     }
 )
 ADDRESS_HEADERS = frozenset({"from", "sender", "reply-to", "cc", "disposition-notification-to"})
-_RAW_HEADERS = frozenset({"in-reply-to", "references"})
+#: Headers whose values are URLs in <…> (RFC 2369, RFC 8058) or message identifiers
+#: (RFC 5322 §3.6.4): encoded words have no meaning there, so they go as they are, ASCII.
+URL_LIST_HEADERS = frozenset(
+    {
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+        "list-help",
+        "list-subscribe",
+        "list-post",
+        "list-owner",
+        "list-archive",
+    }
+)
+RAW_HEADERS = URL_LIST_HEADERS | {"in-reply-to", "references"}
 _UNSTRUCTURED_KEY = "x-unstructured"  # parsed as plain text by the stdlib header registry
 
 
@@ -84,8 +100,9 @@ class TextHeader:
 
 @dataclass(frozen=True, slots=True)
 class RawHeader:
-    """A header where encoded words mean nothing (List-*, References): fields inside
-    ``<…>`` are URL components, percent-encoded; anything else goes as it is."""
+    """A header where encoded words mean nothing (:data:`RAW_HEADERS`): in a URL list,
+    fields inside ``<…>`` are URL components, percent-encoded; anywhere else a value's
+    non-ASCII characters are percent-encoded, so the header is always 7-bit."""
 
     name: str
     value: Segments
@@ -94,8 +111,67 @@ class RawHeader:
         return fold_text(self.name, self.value.fill(values))
 
 
+@dataclass(frozen=True, slots=True)
+class ListIdHeader:
+    """List-Id (RFC 2919 §2): a description, which is a phrase (encoded words when it is
+    not ASCII, like a display name), then the list's identifier in ``<…>``, ASCII."""
+
+    name: str
+    description: Segments
+    identifier: Segments
+
+    def __call__(self, values: Mapping[str, str]) -> bytes:
+        words = phrase(self.description.fill(values))
+        identifier = self.identifier.fill(values)
+        return fold(self.name, [*words, identifier] if identifier else words)
+
+
 def _is_raw(key: str) -> bool:
-    return key in _RAW_HEADERS or key.startswith("list-")
+    return key in RAW_HEADERS
+
+
+def _raw_header(header: Header) -> RawHeader:
+    """A URL list or message identifiers; non-ASCII text in the template is an error."""
+    value = header.value
+    where = f"the {header.name} header"
+    if header.key in URL_LIST_HEADERS:
+        contexts = [
+            Context.ASCII if context is Context.TEXT else context
+            for context in header_contexts(value, bracketed_urls=True)
+        ]
+        parts = segments(value, contexts, where)
+    else:
+        parts = segments(value, Context.ASCII, where)
+    _ascii_only(header, parts, "percent-encode it in a URL (é is %C3%A9)")
+    return RawHeader(header.name, parts)
+
+
+def _ascii_only(header: Header, parts: Segments, advice: str) -> None:
+    """The template's own text (not the fields' names) in a header never encoded."""
+    text = "".join(part for part in parts if isinstance(part, str))
+    bad = next((character for character in text if not character.isascii()), None)
+    if bad is not None:
+        raise TemplateError(
+            f"the {header.name} header holds {bad!r}, which it cannot carry (it is never "
+            f"encoded): {advice}"
+        )
+
+
+def _list_id(header: Header) -> ListIdHeader:
+    value = header.value.strip(" \t")
+    where = f"the {header.name} header"
+    opening = value.rfind("<")
+    description, identifier = value, ""
+    if opening >= 0 and value.endswith(">"):
+        description, identifier = value[:opening], value[opening:]
+    description = description.strip(" \t")
+    if len(description) > 1 and description[0] == description[-1] == '"':
+        description = re.sub(r"\\(.)", r"\1", description[1:-1])
+    elif "=?" in description:
+        description = str(policy.default.header_factory(_UNSTRUCTURED_KEY, description))
+    list_id = segments(identifier, Context.URL, where)
+    _ascii_only(header, list_id, "the list's identifier is ASCII, like <news.example.com>")
+    return ListIdHeader(header.name, segments(description, Context.TEXT, where), list_id)
 
 
 def _is_mime(key: str) -> bool:
@@ -131,7 +207,9 @@ def _once(header: Header) -> bytes:
         return _params_header(header)
     if key in ADDRESS_HEADERS:
         return AddressHeader(header.name, parse_addresses(header.name, header.value))({})
-    if _is_raw(key) or key == "mime-version":
+    if key == "list-id":
+        return _list_id(header)({})
+    if (_is_raw(key) and header.value.isascii()) or key == "mime-version":
         return fold_text(header.name, header.value)
     return unstructured(header.name, _text(header))
 
@@ -150,7 +228,7 @@ def compile_header(header: Header, names: set[str]) -> Piece:
     if _is_mime(key):
         _no_fields_in_mime(header, "the message")
         return header.raw + b"\r\n" if _fits(header.raw) else _once(header)
-    renderer: AddressHeader | RawHeader | TextHeader
+    renderer: AddressHeader | RawHeader | ListIdHeader | TextHeader
     if key in ADDRESS_HEADERS:
         items = parse_addresses(header.name, header.value)
         if key == "from":
@@ -158,15 +236,16 @@ def compile_header(header: Header, names: set[str]) -> Piece:
         renderer = AddressHeader(header.name, items)
         fields = _slots_of(items)
     elif _is_raw(key):
-        value = header.value
-        renderer = RawHeader(
-            header.name, segments(value, header_contexts(value, bracketed_urls=True))
-        )
-        fields = [part for part in renderer.value if isinstance(part, Slot)]
+        renderer = _raw_header(header)
+        fields = list(renderer.value.slots)
+    elif key == "list-id":
+        renderer = _list_id(header)
+        fields = [*renderer.description.slots, *renderer.identifier.slots]
     else:
         text = _text(header)
-        renderer = TextHeader(header.name, segments(text, header_contexts(text)))
-        fields = [part for part in renderer.value if isinstance(part, Slot)]
+        where = f"the {header.name} header"
+        renderer = TextHeader(header.name, segments(text, header_contexts(text), where))
+        fields = list(renderer.value.slots)
     if not fields:
         return header.raw + b"\r\n" if _fits(header.raw) else renderer({})
     names.update(field.name for field in fields)

@@ -1,13 +1,16 @@
 """Part bodies on the wire: each leaf's body compiled once into literal bytes and the
 quoted-printable lines that hold fields, rendered per recipient.
 
-- A text part with fields is decoded (whatever its transfer encoding and charset) and
-  served as UTF-8 quoted-printable: each line without fields is encoded once; a line
-  with fields is encoded when rendered (``binascii.b2a_qp``, C speed), so soft line
-  breaks always keep lines within 76 characters (RFC 2045 §6.7).
+- A text part with fields (not an attachment) is decoded, whatever its transfer encoding
+  and charset, and served as UTF-8 quoted-printable: each line without fields is encoded
+  once; a line with fields is encoded when rendered (``binascii.b2a_qp``, C speed), with
+  soft line breaks keeping lines within 76 characters (RFC 2045 §6.7).
 - A part that cannot travel as it is (8bit, binary, raw non-ASCII, lines over 998) is
-  re-encoded once: quoted-printable for text, base64 for anything else.
-- Anything else (base64 attachments above all) goes out as the exact bytes of the file.
+  re-encoded once: quoted-printable for body text, base64 for anything else.
+- Anything else goes out as the exact bytes of the file. An attachment
+  (``Content-Disposition: attachment``, or a file name) is never a template, text or
+  not: an attached .ics or .html holding ``{{x}}`` is a file; if it cannot travel as it
+  is, base64 keeps its bytes exactly.
 
 A value can never end a part: no line may start with a delimiter of an enclosing
 multipart, even where a soft line break falls (see :func:`qp_line`).
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from core.message.context import html_contexts, text_contexts
 from core.message.entity import Entity, crlf
 from core.message.errors import TemplateError
-from core.message.fields import FIELD, Segments, Slot, segments
+from core.message.fields import Segments, Slot, names, segments
 from core.message.headers import Piece, Rewrite
 from core.message.words import MAX_LINE
 
@@ -31,23 +34,46 @@ from core.message.words import MAX_LINE
 QP_LINE = 76
 _SOFT_BREAK_AT = QP_LINE - 1
 _QP_SAFE = frozenset(range(33, 127)) - {ord("="), ord("-")}
+# Stands for a boundary's "-" while b2a_qp encodes a line, which writes it =FF (as long
+# as the 3-character =2D it becomes): a byte UTF-8 never holds.
+_SENTINEL = b"\xff"
 
 
 def qp_line(data: bytes, markers: tuple[bytes, ...]) -> bytes:
     """One line of text (no line break in it) as quoted-printable, CRLF included.
 
-    ``markers`` are the ``--boundary`` strings that a line must never start with; a line
-    whose text holds one is encoded the slow way, with every "-" as =2D. So is a line
-    ending in a space or tab: ``b2a_qp`` then writes a 77-character line.
+    ``markers`` are the ``--boundary`` strings that no line may start with. In the rare
+    line that would (a soft break before a value's ``--b``), the dashes of every marker
+    in it are written =2D.
     """
-    if data[-1:] in (b" ", b"\t") or (markers and any(marker in data for marker in markers)):
-        return _qp_strict(data)
-    return binascii.b2a_qp(data + b"\r\n", False, True, False)
+    encoded = _b2a_qp(data)
+    if markers and any(
+        encoded.startswith(marker) or b"\n" + marker in encoded for marker in markers
+    ):
+        if _SENTINEL in data:
+            return _qp_strict(data)
+        for marker in markers:
+            data = data.replace(marker, marker.replace(b"-", _SENTINEL))
+        return _b2a_qp(data).replace(b"=FF", b"=2D")
+    return encoded
+
+
+def _b2a_qp(data: bytes) -> bytes:
+    """``binascii.b2a_qp``, C speed, with its one flaw mended: it makes a line's last
+    space or tab =20 or =09 after placing its soft breaks, so that line can reach 77
+    characters; the =XX then goes on a line of its own."""
+    encoded = binascii.b2a_qp(data + b"\r\n", False, True, False)
+    if data[-1:] in (b" ", b"\t"):
+        start = encoded.rfind(b"\n", 0, -2) + 1
+        if len(encoded) - 2 - start > QP_LINE:
+            encoded = encoded[:-5] + b"=\r\n" + encoded[-5:]
+    return encoded
 
 
 def _qp_strict(data: bytes) -> bytes:
     """Quoted-printable in pure Python (rarely needed): "-" and trailing whitespace
-    encoded, soft breaks so that every line is at most 76 characters."""
+    encoded, soft breaks so that every line is at most 76 characters; no line can start
+    with a boundary delimiter."""
     last = len(data) - 1
     tokens = [
         chr(byte) if byte in _QP_SAFE or (byte in (0x20, 0x09) and index < last) else f"={byte:02X}"
@@ -135,7 +161,7 @@ def _charset_text(data: bytes, entity: Entity) -> str:
 def _qp_text(text: str, entity: Entity, markers: tuple[bytes, ...]) -> list[Piece]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     contexts = html_contexts(text) if entity.content_type == "text/html" else text_contexts(text)
-    lines = _lines(segments(text, contexts))
+    lines = _lines(segments(text, contexts, entity.where))
     pieces: list[Piece] = []
     for index, line in enumerate(lines):
         last = index == len(lines) - 1
@@ -157,27 +183,26 @@ def _base64(data: bytes) -> bytes:
 
 
 def leaf(
-    entity: Entity, markers: tuple[bytes, ...], names: set[str]
+    entity: Entity, markers: tuple[bytes, ...], names_used: set[str]
 ) -> tuple[Rewrite | None, list[Piece]]:
     """A leaf part's body, and the new Content-Type if it had to be re-encoded."""
     content_type = entity.content_type
-    if content_type.startswith("text/"):
+    text = content_type.startswith("text/")
+    if text and not entity.attachment:
         data = _decode(entity)
         if data is not None and b"{{" in data:
-            text = _charset_text(data, entity)
-            found = {match.group(1) for match in FIELD.finditer(text)}
+            decoded = _charset_text(data, entity)
+            found = names(decoded, entity.where)
             if found:
-                names.update(found)
+                names_used.update(found)
                 params = {**entity.params, "charset": "utf-8"}
                 rewrite = Rewrite(content_type, params, "quoted-printable")
-                return rewrite, _qp_text(text, entity, markers)
+                return rewrite, _qp_text(decoded, entity, markers)
         if _travels(entity):
             return None, [entity.body]
         if data is None:
             raise _unknown_encoding(entity)
-        params = dict(entity.params)
-        if "charset" not in params and not data.isascii():
-            params["charset"] = "utf-8" if _is_utf8(data) else "unknown-8bit"  # RFC 1428
+        params = _with_charset(entity, data)
         return Rewrite(content_type, params, "quoted-printable"), [_qp_bytes(data, markers)]
     if _travels(entity):
         return None, [entity.body]
@@ -189,7 +214,16 @@ def leaf(
     data = _decode(entity)
     if data is None:
         raise _unknown_encoding(entity)
-    return Rewrite(content_type, dict(entity.params), "base64"), [_base64(data)]
+    params = _with_charset(entity, data) if text else dict(entity.params)
+    return Rewrite(content_type, params, "base64"), [_base64(data)]
+
+
+def _with_charset(entity: Entity, data: bytes) -> dict[str, str]:
+    """The part's parameters, with a charset said for 8-bit text that had none."""
+    params = dict(entity.params)
+    if "charset" not in params and not data.isascii():
+        params["charset"] = "utf-8" if _is_utf8(data) else "unknown-8bit"  # RFC 1428
+    return params
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -17,7 +17,7 @@ from email.parser import BytesParser
 from core.message.address import addr_spec
 from core.message.context import header_contexts, html_contexts, text_contexts
 from core.message.fields import EMAIL, ENCODERS, FIELD, Context, neutralise
-from core.message.headers import ADDRESS_HEADERS, DROPPED
+from core.message.headers import ADDRESS_HEADERS, DROPPED, RAW_HEADERS, URL_LIST_HEADERS
 from core.message.unsubscribe import TemplateOptions
 
 
@@ -39,6 +39,24 @@ def personalise(
 
 def _all_urls(text: str) -> list[Context]:
     return [Context.URL] * len(FIELD.findall(text))
+
+
+def _all_ascii(text: str) -> list[Context]:
+    return [Context.ASCII] * len(FIELD.findall(text))
+
+
+def _url_list(text: str) -> list[Context]:
+    """RFC 2369: URLs in <…>; a value anywhere else made ASCII."""
+    contexts = header_contexts(text, bracketed_urls=True)
+    return [Context.ASCII if context is Context.TEXT else context for context in contexts]
+
+
+def _attachment(part: EmailMessage) -> bool:
+    return (
+        part.get_content_disposition() == "attachment"
+        or part.get_param("filename", header="content-disposition") is not None
+        or part.get_param("name") is not None
+    )
 
 
 def _address(display: str, spec: str) -> Address:
@@ -88,7 +106,11 @@ def render_reference(
             message[name] = [
                 _address(text(a.display_name), text(a.addr_spec)) for a in value.addresses
             ]
-        elif key.startswith("list-"):
+        elif key in URL_LIST_HEADERS:
+            message[name] = personalise(str(value), values, _url_list)
+        elif key in RAW_HEADERS:
+            message[name] = personalise(str(value), values, _all_ascii)
+        elif key == "list-id":
             message[name] = personalise(
                 str(value), values, lambda v: header_contexts(v, bracketed_urls=True)
             )
@@ -107,7 +129,7 @@ def render_reference(
         if options.list_unsubscribe_url:
             message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     for part in message.walk():
-        if part.get_content_maintype() != "text" or part.is_multipart():
+        if part.get_content_maintype() != "text" or part.is_multipart() or _attachment(part):
             continue
         content = part.get_content()
         if not FIELD.search(content):

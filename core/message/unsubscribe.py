@@ -51,7 +51,7 @@ class ListUnsubscribe:
 
 
 def _url(text: str, what: str) -> Segments:
-    parts = segments(text.strip(), Context.URL)
+    parts = segments(text.strip(), Context.URL, f"the List-Unsubscribe {what}")
     for part in parts:
         if isinstance(part, str) and not _URL_TEXT.fullmatch(part):
             raise TemplateError(

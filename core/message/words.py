@@ -37,6 +37,7 @@ _Q_TABLE = {
 _NEEDS_WORDS = re.compile(r"[^\x20-\x7e\t]|=\?")
 _CHUNK = re.compile(r"[ \t]*[^ \t]+")
 _BLANKS = re.compile(r"[ \t]+")
+_BLANK_BYTES = re.compile(rb"[ \t]+")
 # RFC 5322 §3.2.3 atext, for a display name that can go out as atoms.
 _ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?: [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*")
 _QUOTABLE = re.compile(r"[\x20-\x7e]*")
@@ -170,16 +171,26 @@ def fold(name: str, tokens: Sequence[str]) -> bytes:
 
 
 def hard_fold(header: bytes) -> bytes:
-    """A header whose lines all fit in 998 octets: any longer line is cut and continued
-    on a line of its own. Only values no sane template produces get here."""
+    """A header whose lines all fit in 998 octets and none is blank (a reader may take a
+    blank line for the end of the header section). Only values no sane template produces
+    get here: a longer line has its runs of spaces and tabs made one space (in the headers
+    that come here they mean one), then is folded before a space where it has one, else
+    cut (never inside a UTF-8 sequence) and continued on a line of its own."""
     lines = header.split(b"\r\n")
     if max(map(len, lines)) <= MAX_LINE:
         return header
     out: list[bytes] = []
     for line in lines:
+        if len(line) > MAX_LINE:
+            line = _BLANK_BYTES.sub(b" ", line).rstrip(b" ")
         while len(line) > MAX_LINE:
+            # From 2: what stays on the line holds more than a fold's leading space.
+            cut = line.rfind(b" ", 2, MAX_LINE + 1)
+            if cut > 0:
+                out.append(line[:cut])
+                line = line[cut:]
+                continue
             cut = MAX_LINE
-            # Never inside a UTF-8 sequence.
             while 0x80 <= line[cut] < 0xC0:
                 cut -= 1
             out.append(line[:cut])

@@ -177,3 +177,39 @@ def test_a_value_with_lone_surrogates_still_renders() -> None:
     message = parse(data)
     assert str(message["Subject"]) == "caf\ufffd\ufffd"
     assert text_of(message) == "caf\ufffd\ufffd\n"
+
+
+_BLANKS_AND_TEXT = st.lists(
+    st.one_of(
+        st.text(" \t", min_size=1, max_size=1500),
+        st.text(' \ta\u00e9\u65e5,<>()"', max_size=40),
+        st.sampled_from(["x" * 1100, "\u00e9" * 700, "{{v}}"]),
+    ),
+    max_size=6,
+).map("".join)
+WHITESPACE_TEMPLATE = MessageTemplate(
+    b"From: {{v}} <news@sender.test>\n"
+    b"To: {{v}} <x@x.test>\n"
+    b"Subject: {{v}}\n"
+    b"X-Note: a {{v}} b\n"
+    b"List-Id: {{v}} <news.sender.test>\n"
+    b"List-Help: <https://x.test/h?v={{v}}> {{v}}\n"
+    b"References: <a@sender.test> {{v}}\n"
+    b"\n"
+    b"hi\n",
+    options=TemplateOptions(list_unsubscribe_mailto="u@sender.test?subject={{v}}"),
+)
+
+
+@given(value=_BLANKS_AND_TEXT)
+def test_no_header_line_is_blank(value: str) -> None:
+    """Whatever runs of spaces and tabs a value holds, no header line is only whitespace
+    (a reader may take it for the end of the headers) or over 998 octets."""
+    rendered = WHITESPACE_TEMPLATE.render(
+        {"v": value}, to="ann@plain.test", message_id=MID, date=DATE
+    )
+    lines, _ = split(rendered.data)
+    assert all(line.strip(b" \t") for line in lines), lines
+    assert max(map(len, lines)) <= 998
+    assert rendered.data.isascii()
+    assert len(parse(rendered.data).keys()) == 10

@@ -184,3 +184,38 @@ def test_the_two_paths_write_different_bytes_for_the_same_message() -> None:
     slow = render_reference(raw, fields, to="a@plain.test", message_id=MID, date=DATE)
     assert fast.data != slow  # different encoders …
     assert_equivalent(fast.data, slow)  # … the same message
+
+
+LISTS_AND_FILES = (
+    b"From: Club <news@sender.test>\n"
+    b"Subject: Bonjour {{pr\xc3\xa9nom}}\n"
+    b"List-Id: Les amis de {{pr\xc3\xa9nom|Zo\xc3\xab}} <amis.sender.test>\n"
+    b"List-Help: <https://sender.test/aide?p={{pr\xc3\xa9nom}}>\n"
+    b"MIME-Version: 1.0\n"
+    b'Content-Type: multipart/mixed; boundary="m"\n'
+    b"\n"
+    b"--m\n"
+    b"Content-Type: text/plain; charset=utf-8\n"
+    b"Content-Transfer-Encoding: 8bit\n"
+    b"\n"
+    b"Bonjour {{pr\xc3\xa9nom}}\n"
+    b"--m\n"
+    b"Content-Type: text/calendar; charset=utf-8\n"
+    b'Content-Disposition: attachment; filename="invite.ics"\n'
+    b"\n"
+    b"BEGIN:VCALENDAR\n"
+    b"X-NOTE:see {{first_name}}\n"
+    b"END:VCALENDAR\n"
+    b"--m--\n"
+)
+
+
+@pytest.mark.parametrize("who", ["ascii", "latin", "defaults", "cjk-emoji"])
+def test_lists_and_text_attachments_equal_the_stdlib_ones(who: str) -> None:
+    fields = {"pr\u00e9nom": RECIPIENTS[who].get("first_name", "")}
+    template = MessageTemplate(LISTS_AND_FILES)
+    assert template.fields == {"pr\u00e9nom"}
+    rendered = template.render(fields, to="ann@plain.test", message_id=MID, date=DATE)
+    slow = render_reference(LISTS_AND_FILES, fields, to="ann@plain.test", message_id=MID, date=DATE)
+    assert_equivalent(rendered.data, slow)
+    assert rendered.data.isascii() and not rendered.needs_smtputf8

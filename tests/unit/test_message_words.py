@@ -126,9 +126,37 @@ def test_hard_fold_is_the_last_resort_within_998() -> None:
     line = b"List-Id: <" + "\u00e9".encode() * 700 + b">\r\n"
     folded = hard_fold(line)
     assert all(len(part) <= 998 for part in folded.split(b"\r\n"))
-    assert folded.replace(b"\r\n ", b"") == line
+    assert folded.startswith(b"List-Id:\r\n <")  # at the space first: nothing inserted
+    assert b"".join(folded.split()) == b"".join(line.split())  # nothing lost
     folded.decode("utf-8")  # never cut inside a character
     assert hard_fold(b"Short: x\r\n") == b"Short: x\r\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" + " " * 1200 + "b",
+        "a" + " \t" * 700 + "b",
+        "a " + "x" * 1200 + " " * 999 + "b",
+        " " * 2000 + "\u00e9" * 800,
+        "<https://x.test/" + "y" * 990 + "> " + " " * 1000 + "(z)",
+    ],
+)
+def test_no_folded_line_is_only_whitespace(value: str) -> None:
+    """A header line of nothing but spaces may read as the blank line that ends the
+    header section: runs of spaces on an over-long line are one space."""
+    folded = fold_text("List-Help", value)
+    lines = folded.split(b"\r\n")[:-1]
+    assert all(line.strip(b" \t") for line in lines), lines
+    assert max(map(len, lines)) <= 998
+    assert b"".join(folded.split()) == b"List-Help:" + b"".join(value.encode().split())
+
+
+def test_hard_fold_folds_at_a_space_where_it_can() -> None:
+    line = b"References: " + b" ".join(b"<%d@x.test>" % n for n in range(200)) + b"\r\n"
+    folded = hard_fold(line)
+    assert folded.replace(b"\r\n", b"") == line[:-2]  # unfolding gives the line back
+    assert all(0 < len(part) <= 998 for part in folded.split(b"\r\n")[:-1])
 
 
 def test_fold_text_keeps_raw_utf8_and_whitespace() -> None:

@@ -79,6 +79,7 @@ def shared(name: str) -> Path:
         ("E-Mail", "e-mail"),
         ("Zip\tCode", "zip_code"),
         ("Vorname", "vorname"),
+        ("Pre\u0301nom", "pr\u00e9nom"),  # decomposed (NFD, as macOS saves it): composed
         ("", ""),
     ],
 )

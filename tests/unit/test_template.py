@@ -7,6 +7,7 @@ the ``test_message_*`` files.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -19,13 +20,15 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from core.recipients import check_address, field_name
 from core.template import (
     MessageTemplate,
     RenderedMessage,
     TemplateError,
+    TemplateOptions,
     date_header,
     new_message_id,
 )
@@ -132,13 +135,106 @@ def test_fields_are_found_in_headers_and_body() -> None:
         (b"{{a|default}}", {"a"}),
         (b"{{a.b-c_d9}}", {"a.b-c_d9"}),
         (b"{{email}}", {"email"}),
-        (b"{{}} {{ }} {{a b}} {a} {{{a}", set()),
+        (b"{a} {{{a}}} }} {x}", {"a"}),
         (b"{{x}}{{y|z}}{{x}}", {"x", "y"}),
+        # What the importer makes of "Prénom", "Prix (€)", "N°", "Téléphone #2", "日本語".
+        ("{{pr\u00e9nom}}".encode(), {"pr\u00e9nom"}),
+        ("{{prix_(\u20ac)}} {{n\u00b0}}".encode(), {"prix_(\u20ac)", "n\u00b0"}),
+        (
+            "{{t\u00e9l\u00e9phone_#2}} {{\u65e5\u672c\u8a9e}}".encode(),
+            {"t\u00e9l\u00e9phone_#2", "\u65e5\u672c\u8a9e"},
+        ),
     ],
 )
 def test_field_syntax(text: bytes, fields: set[str]) -> None:
     template = MessageTemplate(b"From: a@sender.test\n\n" + text + b"\n")
     assert template.fields == frozenset(fields)
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (b"Dear {{first name}},", "'{{first name}}'"),
+        (b"{{ }}", "'{{ }}'"),
+        (b"{{}}", "'{{}}'"),
+        (b"Dear {{first_name", "'{{first_name"),
+        (b"{{a}} and {{b", "'{{b"),
+        (b"{{a b|c}}", "'{{a b|c}}'"),
+        (b"{{first_name, welcome}}", "'{{first_name, welcome}}'"),
+        (b"{{a " + b"x" * 100 + b"}}", "'{{a'\u2026"),
+    ],
+)
+@pytest.mark.parametrize("where", ["body", "subject", "from", "html", "quoted-printable"])
+def test_a_brace_pair_that_is_not_a_field_is_an_error(text: bytes, shown: str, where: str) -> None:
+    """Neither a field nor text to send as it is: the template is refused, saying what
+    was written and how a field is written."""
+    raw = {
+        "body": b"From: a@sender.test\n\n" + text + b"\n",
+        "subject": b"From: a@sender.test\nSubject: " + text + b"\n\nhi\n",
+        "from": b"From: " + text + b" <a@sender.test>\n\nhi\n",
+        "html": b"From: a@sender.test\nContent-Type: text/html\n\n<p>" + text + b"</p>\n",
+        "quoted-printable": b"From: a@sender.test\nContent-Transfer-Encoding: quoted-printable\n\n"
+        + text.replace(b"{", b"=7B")
+        + b"\n",
+    }[where]
+    with pytest.raises(TemplateError) as error:
+        MessageTemplate(raw)
+    assert shown in str(error.value)
+    assert "{{name}} or {{name|default}}" in str(error.value)
+    if where in ("subject", "from"):
+        assert f"the {where.capitalize()} header" in str(error.value)
+
+
+def test_a_list_unsubscribe_option_that_is_not_a_field_is_an_error() -> None:
+    options = TemplateOptions(list_unsubscribe_url="https://x.test/u?t={{tok en}}")
+    with pytest.raises(TemplateError, match=r"List-Unsubscribe URL has '\{\{tok en\}\}'"):
+        MessageTemplate(b"From: a@sender.test\n\nhi\n", options=options)
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_every_column_the_importer_names_can_be_a_field(header: str) -> None:
+    """A field is named as ``field_name`` names a column; only ``{``, ``}`` and ``|``,
+    the syntax itself, cannot be part of a name."""
+    name = field_name(header)
+    assume(name and not set(name) & set("{}|"))
+    template = MessageTemplate(b"From: a@sender.test\n\nHi {{" + name.encode() + b"}}!\n")
+    assert template.fields == {name}
+    assert text_of(parse(render(template, {name: "Ann"}).data)) == "Hi Ann!\n"
+
+
+def test_non_ascii_fields_in_every_place() -> None:
+    """\u00ab Pr\u00e9nom \u00bb, \u00ab Soci\u00e9t\u00e9 \u00bb columns become fields wherever the
+    template says so, the template's text being raw UTF-8, RFC 2047-encoded, quoted-printable
+    or base64."""
+    html = '<a href="https://x.test/?p={{pr\u00e9nom}}">{{pr\u00e9nom}} &amp; co</a>\n'
+    raw = (
+        "From: =?utf-8?q?{{soci=C3=A9t=C3=A9}}?= <news@sender.test>\n"
+        "To: {{pr\u00e9nom}} <x@x.test>\n"
+        "Subject: Bonjour {{pr\u00e9nom}}\n"
+        "X-Encoded: =?utf-8?q?Salut_{{pr=C3=A9nom}}?=\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/alternative; boundary="b"\n\n'
+        "--b\nContent-Type: text/plain; charset=utf-8\n"
+        "Content-Transfer-Encoding: quoted-printable\n\n"
+        "Bonjour {{pr=C3=A9nom}} de {{soci=C3=A9t=C3=A9|nulle part}}\n"
+        "--b\nContent-Type: text/html; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+        + base64.b64encode(html.encode()).decode()
+        + "\n--b--\n"
+    ).encode()
+    template = MessageTemplate(raw)
+    assert template.fields == {"pr\u00e9nom", "soci\u00e9t\u00e9"}
+    assert template.unknown_fields(["pr\u00e9nom", "soci\u00e9t\u00e9"]) == []
+    rendered = render(template, {"pr\u00e9nom": "Ren\u00e9e", "soci\u00e9t\u00e9": "Zo\u00eb & Co"})
+    assert not rendered.needs_smtputf8
+    message = parse(rendered.data)
+    assert addresses(message, "from") == [("Zo\u00eb & Co", "news@sender.test")]
+    assert addresses(message, "to") == [("Ren\u00e9e", "u@x.test")]
+    assert str(message["subject"]) == "Bonjour Ren\u00e9e"
+    assert str(message["x-encoded"]) == "Salut Ren\u00e9e"
+    assert text_of(message) == "Bonjour Ren\u00e9e de Zo\u00eb & Co"
+    assert text_of(message, "html") == (
+        '<a href="https://x.test/?p=Ren%C3%A9e">Ren\u00e9e &amp; co</a>\n'
+    )
 
 
 def test_unknown_fields() -> None:
@@ -461,6 +557,118 @@ def test_needs_smtputf8_only_for_a_non_ascii_local_part(
 def test_an_internationalised_domain_goes_out_as_its_a_label() -> None:
     data = render(b"From: a@sender.test\n\nbody\n", to="u@b\u00fccher.test").data
     assert split(data)[0][2] == b"To: <u@xn--bcher-kva.test>"
+
+
+IDN_DOMAINS = [
+    "stra\u00dfe.de",  # IDNA 2003 made it strasse.de: another domain
+    "\u03c2\u03bf\u03c6\u03af\u03b1.gr",  # final sigma, likewise kept
+    "b\u00fccher.test",
+    "B\u00fccher.TEST",
+    "\u65e5\u672c\u8a9e\u3002jp",  # ideographic full stop
+    "\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com",  # full-width
+    "\u0645\u062b\u0627\u0644.\u0625\u062e\u062a\u0628\u0627\u0631",
+]
+
+
+@pytest.mark.parametrize("domain", IDN_DOMAINS)
+def test_the_to_domain_is_the_one_rcpt_to_names(domain: str) -> None:
+    """IDNA 2008 (UTS #46, non-transitional) as email-validator applies it for RCPT TO:
+    the To header names the mailbox the message is delivered to."""
+    checked = check_address(f"anna@{domain}")
+    assert not isinstance(checked, str)
+    template = b"From: Club <news@sender.test>\nTo: {{n}} <x@x.test>\n\nhi\n"
+    for to in (f"anna@{domain}", checked.email):
+        for raw in (template, b"From: news@sender.test\n\nhi\n"):
+            rendered = render(raw, {"n": "Anna"}, to=to)
+            assert not rendered.needs_smtputf8
+            [(_, address)] = addresses(parse(rendered.data), "to")
+            assert address == f"anna@{checked.domain}"
+    assert new_message_id(f"news@{domain}").endswith(f"@{checked.domain}>")
+    data = render(f"From: <news@{domain}>\n\nhi\n".encode()).data
+    assert addresses(parse(data), "from") == [("", f"news@{checked.domain}")]
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        # IDNA 2008 refuses these: IDNA 2003's reading, less what a host name cannot hold.
+        ("\u2474.test", "1.test"),
+        ("a\u200d\u00e9.test", "xn--a-bga.test"),
+    ],
+)
+def test_a_domain_idna_2008_refuses_falls_back(domain: str, expected: str) -> None:
+    data = render(f"From: <news@{domain}>\n\nhi\n".encode()).data
+    assert addresses(parse(data), "from") == [("", f"news@{expected}")]
+
+
+# ---- List-*, References: phrases encoded, URL lists ASCII -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("list_id", "fields", "shown"),
+    [
+        (b"Les amis de Zo\xc3\xab <amis.sender.test>", {}, "Les amis de Zo\u00eb"),
+        (b'"Zo\xc3\xab\'s \\"list\\"" <z.sender.test>', {}, 'Zo\u00eb\'s "list"'),
+        (b"=?utf-8?q?Zo=C3=AB?= <z.sender.test>", {}, "Zo\u00eb"),
+        (b"{{club}} news <news.sender.test>", {"club": "Caf\u00e9"}, "Caf\u00e9 news"),
+        (b"{{club}} news <news.sender.test>", {"club": " "}, "news"),
+    ],
+)
+def test_list_id_has_its_description_as_a_phrase(
+    list_id: bytes, fields: dict[str, str], shown: str
+) -> None:
+    """RFC 2919: a description (a phrase: encoded words when not ASCII), then <list-id>.
+    Raw UTF-8 would need SMTPUTF8, which most servers do not offer."""
+    rendered = render(b"From: a@sender.test\nList-Id: " + list_id + b"\n\nhi\n", fields)
+    assert not rendered.needs_smtputf8
+    assert rendered.data.isascii()
+    value = str(parse(rendered.data)["list-id"])
+    identifier = list_id.decode().rpartition(" ")[2]
+    assert value == f"{shown} {identifier}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"List-Unsubscribe: <https://x.test/d\xc3\xa9sabonner>",
+        b"List-Help: <mailto:aide@x.test> (l'\xc3\xa9quipe)",
+        b"List-Archive: <https://x.test/archiv\xc3\xa9s>",
+        b"List-Post: <mailto:\xc3\xa9@x.test>",
+        b"References: <a@x.test> <\xc3\xa9@x.test>",
+        b"In-Reply-To: <\xc3\xa9@x.test>",
+        b"List-Id: Zo\xc3\xab <zo\xc3\xab.sender.test>",
+    ],
+)
+def test_non_ascii_in_a_header_that_is_never_encoded_is_an_error(header: bytes) -> None:
+    with pytest.raises(TemplateError, match=r"cannot carry .*(percent-encode|is ASCII)"):
+        MessageTemplate(b"From: a@sender.test\n" + header + b"\n\nhi\n")
+
+
+def test_values_in_url_lists_and_references_stay_ascii() -> None:
+    raw = (
+        b"From: a@sender.test\n"
+        b"List-Help: <https://x.test/h?n={{name}}> ({{name}})\n"
+        b"References: <{{ref}}>\n"
+        b"List-Software: Caf\xc3\xa9 {{name}}\n"
+        b"\nhi\n"
+    )
+    rendered = render(raw, {"name": "Zo\u00eb", "ref": "r.1@sender.test"})
+    assert not rendered.needs_smtputf8
+    message = parse(rendered.data)
+    assert raw_header(message, "list-help") == "<https://x.test/h?n=Zo%C3%AB> (Zo%C3%AB)"
+    assert raw_header(message, "references") == "<r.1@sender.test>"
+    assert str(message["list-software"]) == "Caf\u00e9 Zo\u00eb"
+
+
+def test_a_long_run_of_spaces_makes_no_blank_header_line() -> None:
+    """A line of nothing but spaces reads as the end of the header section to some
+    readers; a run of spaces in a header means one space."""
+    raw = b"From: a@sender.test\nList-Help: <https://x.test/h> {{v}}\nSubject: {{v}}\n\nhi\n"
+    for value in ["a" + " " * 1200 + "b", "a" + "\t " * 1000 + "b", " " * 3000 + "b" * 1500]:
+        lines, _ = split(render(raw, {"v": value}).data)
+        assert all(line.strip(b" \t") for line in lines)
+        assert max(map(len, lines)) <= 998
+        assert str(parse(render(raw, {"v": value}).data)["subject"]) == value.strip()
 
 
 # ---- the safety rule: values never create or end a header ----------------------------
