@@ -34,6 +34,13 @@ SPECS: Final = {
         QStyle.StandardPixmap.SP_FileIcon,
         "Make a new campaign from the sandbox sample; it is sent to a lab on this computer",
     ),
+    Action.IMPORT_CSV: Spec(
+        "New sandbox campaign from a &CSV…",
+        "Ctrl+I",
+        QStyle.StandardPixmap.SP_FileDialogNewFolder,
+        "Import a recipients CSV into a new campaign sent to the lab on this computer "
+        "(you can also drop a .csv file on the window)",
+    ),
     Action.OPEN: Spec(
         "&Open campaign…",
         QKeySequence.StandardKey.Open,

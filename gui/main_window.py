@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -39,12 +39,19 @@ from core.template import TemplateError
 from gui.actions import apply_context, build_actions
 from gui.banners import Banner, Kind
 from gui.display import STATUS_LABEL, notice_text, sender_problem_text
+from gui.import_dialog import ImportDialog
 from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
 from gui.rows import RecipientBook, load_rows
-from gui.sandbox import BANNER, DEMO_GREYLIST_SECONDS, SandboxError, create_sample_campaign
+from gui.sandbox import (
+    BANNER,
+    DEMO_GREYLIST_SECONDS,
+    SampleCampaign,
+    SandboxError,
+    create_sample_campaign,
+)
 from gui.session import CampaignSession
 from gui.state import BUSY, Action, ActionContext, RunState
 from gui.summary import SummaryStrip
@@ -85,6 +92,8 @@ class MainWindow(QMainWindow):
         self._shut = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._transcript_stale = False
+        #: The import dialog while it is open (one at a time).
+        self.import_dialog: ImportDialog | None = None
 
         self.model = RecipientsModel(self, now=now)
         self.recipients = RecipientsPanel(self.model)
@@ -98,6 +107,7 @@ class MainWindow(QMainWindow):
             self,
             {
                 Action.NEW_SANDBOX: self.open_sandbox,
+                Action.IMPORT_CSV: self._choose_csv,
                 Action.OPEN: self._choose_campaign,
                 Action.START: self.start,
                 Action.PAUSE: self.pause,
@@ -118,6 +128,7 @@ class MainWindow(QMainWindow):
         self.recipients.current_changed.connect(self._show_transcript)
         self.recipients.transcript_requested.connect(self._raise_transcript)
         reporter.sinks.append(self._internal_error)
+        self.setAcceptDrops(True)  # a .csv dropped on the window is imported
         self.resize(1280, 800)
         self._refresh()
 
@@ -180,6 +191,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.quit_action)
 
         campaign_menu = bar.addMenu("&Campaign")
+        campaign_menu.addAction(actions[Action.IMPORT_CSV])
+        campaign_menu.addSeparator()
         for kind in (Action.START, Action.PAUSE, Action.RESUME, Action.STOP):
             campaign_menu.addAction(actions[kind])
 
@@ -234,6 +247,36 @@ class MainWindow(QMainWindow):
             f"sandbox campaign made from the sample: {summary.valid} to send, "
             f"{summary.invalid} invalid, {summary.duplicates} duplicates dropped"
         )
+
+    def import_csv(self, path: Path) -> ImportDialog | None:
+        """Open the Import dialog on ``path`` (window-modal, not blocking); once it has
+        made the campaign, the campaign is opened (not started). None when busy."""
+        if self._busy() or not self.action_for[Action.IMPORT_CSV].isEnabled():
+            return None
+        if self.import_dialog is not None:
+            self.import_dialog.raise_()
+            return self.import_dialog
+        dialog = ImportDialog(path, self.options.data_dir, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: self._open_imported(dialog.campaign))
+        dialog.finished.connect(self._import_dialog_closed)
+        self.import_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _import_dialog_closed(self) -> None:
+        self.import_dialog = None
+
+    def _open_imported(self, campaign: SampleCampaign | None) -> None:
+        if campaign is None or self._busy():
+            return
+        if self.open_file(campaign.path):
+            summary = campaign.summary
+            self.log.add(
+                f"sandbox campaign imported from a CSV: {summary.valid} to send, "
+                f"{summary.invalid} invalid, {summary.duplicates} duplicates dropped "
+                "(only addresses on the lab's .test domains can be reached)"
+            )
 
     def open_file(self, path: Path) -> bool:
         """Open a campaign file; False (and a banner saying why) when it cannot be."""
@@ -397,6 +440,30 @@ class MainWindow(QMainWindow):
         if name:
             self.open_file(Path(name))
 
+    def _choose_csv(self) -> None:
+        folder = str(Path.home())
+        name, _ = QFileDialog.getOpenFileName(
+            self,
+            "New sandbox campaign from a CSV",
+            folder,
+            "CSV files (*.csv *.txt);;All files (*)",
+        )
+        if name:
+            self.import_csv(Path(name))
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_csv(event.mimeData()) is not None and not self._busy():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = dropped_csv(event.mimeData())
+        if path is None or self.import_csv(path) is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+
     def _choose_report(self) -> None:
         if self.session is not None:
             suggested = self.session.path.with_name(self.session.path.stem + "-report.csv")
@@ -520,3 +587,15 @@ class MainWindow(QMainWindow):
             self._shut = True
             self.close()
             self.closed.emit()
+
+
+def dropped_csv(mime: QMimeData) -> Path | None:
+    """The first local .csv file among dropped URLs, if any."""
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile():
+            path = Path(url.toLocalFile())
+            if path.suffix.lower() == ".csv" and path.is_file():
+                return path
+    return None

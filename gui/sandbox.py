@@ -14,6 +14,7 @@ yet, so the sandbox cannot be left by accident.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -25,7 +26,7 @@ from core.lab.world import LabWorld, sandbox_world
 from core.outgoing import OutgoingMessages
 from core.recipients import ImportSummary, read_header, read_recipients
 from core.retry import RetryPolicy
-from core.store import CampaignStore
+from core.store import CampaignStore, NewRecipient
 
 #: The text of the banner shown while a sandbox campaign is open.
 BANNER: Final = "Sandbox: nothing leaves this computer — mail goes to a lab on 127.0.0.x"
@@ -85,21 +86,49 @@ def create_sample_campaign(
     The file is built under a temporary name and renamed once complete (as ``mxmailer
     send`` does), so an interrupted import never looks like a campaign to open.
     """
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    path = _free_name(folder, f"sandbox-{stamp}")
     raw = message.read_bytes()
-    settings: dict[str, object] = {"helo": HELO, SANDBOX_SETTING: True}
-    unknown = OutgoingMessages(raw, settings).template.unknown_fields(read_header(recipients))
+    unknown = sample_message_gaps(read_header(recipients), raw)
     if unknown:
         raise SandboxError(
             f"the sample message uses fields the sample list lacks: {', '.join(unknown)}"
         )
     summary = ImportSummary()
+    return build_sandbox_campaign(
+        folder, lambda: read_recipients(recipients, summary), summary, raw, now=now
+    )
+
+
+def sample_message_gaps(columns: Iterable[str], raw: bytes | None = None) -> list[str]:
+    """The fields the sample message uses that ``columns`` lack (they merge as empty)."""
+    message = SAMPLE_MESSAGE.read_bytes() if raw is None else raw
+    settings: dict[str, object] = {"helo": HELO, SANDBOX_SETTING: True}
+    return OutgoingMessages(message, settings).template.unknown_fields(columns)
+
+
+def build_sandbox_campaign(
+    folder: Path,
+    rows: Callable[[], Iterable[NewRecipient]],
+    summary: ImportSummary,
+    message: bytes,
+    *,
+    stem: str = "sandbox",
+    now: float | None = None,
+) -> SampleCampaign:
+    """A new sandbox campaign file in ``folder`` holding ``rows()`` (which fill
+    ``summary``), built under a temporary name and renamed once complete.
+
+    Opens, fills and closes its own SQLite connection, so it may run on a worker thread.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    path = _free_name(folder, f"{stem}-{stamp}")
+    settings: dict[str, object] = {"helo": HELO, SANDBOX_SETTING: True}
     partial = path.with_name(path.name + ".importing")
     try:
-        with CampaignStore.create(partial, sender=SENDER, message=raw, settings=settings) as store:
-            store.add_recipients(read_recipients(recipients, summary))
+        with CampaignStore.create(
+            partial, sender=SENDER, message=message, settings=settings
+        ) as store:
+            store.add_recipients(rows())
         partial.replace(path)
     except BaseException:
         for leftover in (partial, *(Path(f"{partial}{s}") for s in ("-wal", "-shm"))):

@@ -1,9 +1,9 @@
 """``python -m gui.screenshots``: pictures of the window for the docs, made offscreen.
 
 Runs the sandbox demo in the real window (real lab, real engine, the demo's greylisting)
-and saves PNGs into docs/screenshots/: the empty window, the run in progress with
-greylisting countdowns, and the finished campaign. A script, not a test: it waits on
-the clock where a test would wait on a signal.
+and saves PNGs into docs/screenshots/: the empty window, the Import dialog on the sample
+list, the run in progress with greylisting countdowns, and the finished campaign. A
+script, not a test: it waits on the clock where a test would wait on a signal.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gui.loop import ErrorReporter, make_loop
 from gui.main_window import MainWindow, WindowOptions
 from gui.qt_log import route_qt_messages
 from gui.rows import Group
-from gui.sandbox import DEMO_GREYLIST_SECONDS
+from gui.sandbox import DEMO_GREYLIST_SECONDS, SAMPLE_RECIPIENTS
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 SIZE = (1400, 860)
@@ -62,7 +62,9 @@ def dark_palette() -> QPalette:
     return palette
 
 
-async def capture(window: MainWindow, output: Path, suffix: str = "") -> list[Path]:
+async def capture(
+    window: MainWindow, output: Path, suffix: str = "", *, import_only: bool = False
+) -> list[Path]:
     """Drive the window through the demo; the paths of the pictures taken."""
     output.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
@@ -77,7 +79,22 @@ async def capture(window: MainWindow, output: Path, suffix: str = "") -> list[Pa
     window.resize(*SIZE)
     window.show()
     await asyncio.sleep(0.3)
-    shot("welcome.png")
+    if not import_only:
+        shot("welcome.png")
+
+    dialog = window.import_csv(SAMPLE_RECIPIENTS)
+    assert dialog is not None
+    await _until(lambda: not dialog.working, 30, "import preview")
+    await asyncio.sleep(0.3)
+    QApplication.processEvents()
+    path = output / f"import-dialog{suffix}.png"
+    if not dialog.grab().save(str(path)):
+        raise OSError(f"could not save {path}")
+    saved.append(path)
+    dialog.reject()
+    if import_only:
+        window.close()
+        return saved
 
     window.open_sandbox()
     session = window.session
@@ -111,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dark", action="store_true", help="with a dark palette (files named *-dark.png)"
     )
+    parser.add_argument(
+        "--import-dialog-only", action="store_true", help="only the Import dialog's picture"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     route_qt_messages()
@@ -133,7 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.closed.connect(on_closed)
 
         async def run() -> list[Path]:
-            saved = await capture(window, args.output, "-dark" if args.dark else "")
+            saved = await capture(
+                window,
+                args.output,
+                "-dark" if args.dark else "",
+                import_only=args.import_dialog_only,
+            )
             await asyncio.wait_for(closed, 30)
             return saved
 

@@ -23,6 +23,7 @@ class RunState(enum.Enum):
 
 class Action(enum.Enum):
     NEW_SANDBOX = "new sandbox campaign"
+    IMPORT_CSV = "new sandbox campaign from a CSV"
     OPEN = "open"
     START = "start"
     PAUSE = "pause"
@@ -51,7 +52,7 @@ def enabled_actions(context: ActionContext) -> frozenset[Action]:
     run = context.run
     enabled: set[Action] = set()
     if run not in BUSY:
-        enabled |= {Action.NEW_SANDBOX, Action.OPEN}
+        enabled |= {Action.NEW_SANDBOX, Action.IMPORT_CSV, Action.OPEN}
     if start_blocked(context) is None:
         enabled.add(Action.START)
     if run is RunState.RUNNING:

@@ -12,10 +12,10 @@ A = Action
 @pytest.mark.parametrize(
     ("context", "expected"),
     [
-        (ActionContext(), {A.NEW_SANDBOX, A.OPEN}),
+        (ActionContext(), {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN}),
         (
             ActionContext(RunState.READY, sendable=True, unfinished=5),
-            {A.NEW_SANDBOX, A.OPEN, A.START, A.EXPORT_REPORT},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.START, A.EXPORT_REPORT},
         ),
         (ActionContext(RunState.STARTING, True, 5), {A.STOP, A.EXPORT_REPORT}),
         (
@@ -26,12 +26,12 @@ A = Action
         (ActionContext(RunState.STOPPING, True, 5), {A.EXPORT_REPORT}),
         (
             ActionContext(RunState.FINISHED, True, 0, bounced=2),
-            {A.NEW_SANDBOX, A.OPEN, A.EXPORT_REPORT, A.EXPORT_BOUNCES},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.EXPORT_REPORT, A.EXPORT_BOUNCES},
         ),
         # A campaign not made in the sandbox is for viewing: it is never started here.
         (
             ActionContext(RunState.READY, sendable=False, unfinished=5),
-            {A.NEW_SANDBOX, A.OPEN, A.EXPORT_REPORT},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.EXPORT_REPORT},
         ),
     ],
 )

@@ -60,7 +60,7 @@ def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
     window: MainWindow, qtbot: QtBot, tmp_path: Path
 ) -> None:
     assert window.pages.currentWidget() is window.welcome
-    assert enabled(window) == {Action.NEW_SANDBOX, Action.OPEN}
+    assert enabled(window) == {Action.NEW_SANDBOX, Action.IMPORT_CSV, Action.OPEN}
 
     window.open_sandbox()
     assert not window.sandbox_banner.isHidden()
@@ -112,6 +112,7 @@ def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
     assert strip.by_key["delivered"] == 18 and strip.by_key["bounced"] == 5
     assert enabled(window) == {
         Action.NEW_SANDBOX,
+        Action.IMPORT_CSV,
         Action.OPEN,
         Action.EXPORT_REPORT,
         Action.EXPORT_BOUNCES,
