@@ -272,6 +272,7 @@ _PENDING_PAGE = (
     f"SELECT {_STATE_COLUMNS} FROM recipients INDEXED BY recipients_pending"
     f" WHERE {schema.PENDING_WHERE} AND id > ? ORDER BY id LIMIT ?"
 )
+_STATES_PAGE = f"SELECT {_STATE_COLUMNS} FROM recipients WHERE id > ? ORDER BY id LIMIT ?"
 _REPORT_PAGE = (
     "SELECT id, email, status, code, enhanced, text, mx, attempts, first_attempt_at,"
     " last_attempt_at, fault, reason, wait_reason, next_attempt_at"
@@ -506,6 +507,15 @@ class CampaignStore:
                 f"the campaign file {path} needs crash recovery ({in_doubt} recipients whose"
                 " end of data went out unanswered), which writes: open it writable once."
             )
+        indexes = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        if not indexes.issuperset(schema.RECIPIENT_INDEX_NAMES):
+            raise StoreError(
+                f"the campaign file {path} was left by an import that did not finish and"
+                " must be indexed, which writes: open it writable once."
+            )
         return RecoveryReport(requeued=cls._count_pending(connection), ambiguous=0)
 
     @staticmethod
@@ -617,6 +627,17 @@ class CampaignStore:
             names = tuple(json.loads(names_json))
             self._fieldset_ids[names] = fieldset
             self._fieldset_names[fieldset] = names
+
+    def states(self) -> Iterator[RecipientState]:
+        """Every row in id order, a page at a time (a window's table, a large campaign)."""
+        after = 0
+        while True:
+            rows = self._read(_STATES_PAGE, (after, PAGE))
+            for row in rows:
+                yield self._state(row)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
 
     def pending(self) -> Iterator[RecipientState]:
         """Every non-final row in id order, a page at a time.

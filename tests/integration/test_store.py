@@ -805,3 +805,29 @@ def test_report_rows_are_the_values_and_the_csv_only_guards_spreadsheets(path: P
         "user2@example.test", "bounced", "550", "5.1.1", '=HYPERLINK("x") no such user',
         "mx1.test", "1", "2026-11-25T08:40:00Z", "2026-11-25T08:40:00Z", "recipient", "",
     )  # fmt: skip
+
+
+def test_states_reads_every_row_in_id_order_a_page_at_a_time(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "PAGE", 4)
+    with make(path, 10) as store:
+        done = store.get(3)
+        store.record(done.to_update(status=Status.DELIVERED))
+        store.flush()
+        seen = statements(store)
+        states = list(store.states())
+    assert [s.id for s in states] == list(range(1, 11))  # final rows too, unlike pending()
+    assert states[2].status is Status.DELIVERED
+    assert sum(s.startswith("SELECT") for s in seen) == 3  # pages of 4, 4, 2
+
+
+def test_a_read_only_open_refuses_a_file_an_unfinished_import_left_unindexed(
+    path: Path,
+) -> None:
+    with make(path, 3) as store:
+        store._open().execute("DROP INDEX recipients_status")
+    with pytest.raises(StoreError, match="import that did not finish"):
+        CampaignStore.open(path, read_only=True)
+    CampaignStore.open(path)[0].close()  # writable: indexed again
+    CampaignStore.open(path, read_only=True)[0].close()
