@@ -14,7 +14,7 @@ from typing import Final
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
-from gui.state import Action, ActionContext, enabled_actions, start_blocked
+from gui.state import Action, ActionContext, edit_blocked, enabled_actions, start_blocked
 
 Shortcut = QKeySequence.StandardKey | str
 
@@ -84,11 +84,18 @@ SPECS: Final = {
         "Write the addresses that bounced for their own reasons (unknown mailbox...), "
         "to skip them in the next campaign",
     ),
+    Action.EDIT_MESSAGE: Spec(
+        "&Edit message…",
+        "Ctrl+M",
+        QStyle.StandardPixmap.SP_FileDialogDetailedView,
+        "Write the message (From, Subject, text, HTML, attachments) and preview it per "
+        "recipient; saved as a new sandbox campaign with the same recipients",
+    ),
 }
 
 
 def build_actions(
-    parent: QWidget, handlers: Mapping[Action, Callable[[], None]]
+    parent: QWidget, handlers: Mapping[Action, Callable[[], object]]
 ) -> dict[Action, QAction]:
     """One QAction per :class:`Action`, connected to its handler."""
     style = parent.style()
@@ -113,3 +120,7 @@ def apply_context(actions: Mapping[Action, QAction], context: ActionContext) -> 
     spec = SPECS[Action.START]
     shortcut = start.shortcut().toString()
     start.setToolTip(f"{spec.help} ({shortcut})" if blocked is None else blocked)
+    edit = actions[Action.EDIT_MESSAGE]
+    why_not = edit_blocked(context)
+    edit_help = f"{SPECS[Action.EDIT_MESSAGE].help} ({edit.shortcut().toString()})"
+    edit.setToolTip(edit_help if why_not is None else why_not)

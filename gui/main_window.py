@@ -42,6 +42,8 @@ from gui.display import STATUS_LABEL, notice_text, sender_problem_text
 from gui.import_dialog import ImportDialog
 from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
+from gui.message_editor import MessageEditor
+from gui.message_form import MessageForm, campaign_columns, campaign_with_message, form_from_eml
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
 from gui.rows import RecipientBook, load_rows
@@ -94,6 +96,8 @@ class MainWindow(QMainWindow):
         self._transcript_stale = False
         #: The import dialog while it is open (one at a time).
         self.import_dialog: ImportDialog | None = None
+        #: The message editor while it is open (one at a time).
+        self.message_editor: MessageEditor | None = None
 
         self.model = RecipientsModel(self, now=now)
         self.recipients = RecipientsPanel(self.model)
@@ -115,6 +119,7 @@ class MainWindow(QMainWindow):
                 Action.STOP: self.stop,
                 Action.EXPORT_REPORT: self._choose_report,
                 Action.EXPORT_BOUNCES: self._choose_bounces,
+                Action.EDIT_MESSAGE: self.edit_message,
             },
         )
         self.welcome = WelcomePage(
@@ -192,6 +197,7 @@ class MainWindow(QMainWindow):
 
         campaign_menu = bar.addMenu("&Campaign")
         campaign_menu.addAction(actions[Action.IMPORT_CSV])
+        campaign_menu.addAction(actions[Action.EDIT_MESSAGE])
         campaign_menu.addSeparator()
         for kind in (Action.START, Action.PAUSE, Action.RESUME, Action.STOP):
             campaign_menu.addAction(actions[kind])
@@ -276,6 +282,55 @@ class MainWindow(QMainWindow):
                 f"sandbox campaign imported from a CSV: {summary.valid} to send, "
                 f"{summary.invalid} invalid, {summary.duplicates} duplicates dropped "
                 "(only addresses on the lab's .test domains can be reached)"
+            )
+
+    def edit_message(self) -> MessageEditor | None:
+        """Open the Message editor on the campaign's message (window-modal, not
+        blocking); once saved, the edited message and the same recipients become a new
+        sandbox campaign, which is opened (not started). None when it may not be edited."""
+        session = self.session
+        if session is None or not self.action_for[Action.EDIT_MESSAGE].isEnabled():
+            return None
+        if self.message_editor is not None:
+            self.message_editor.raise_()
+            return self.message_editor
+        store = session.store
+        try:
+            form = form_from_eml(store.message)
+        except TemplateError:
+            form = MessageForm()
+        editor = MessageEditor(
+            form,
+            campaign_columns(store),
+            store.get,
+            session.total,
+            settings=store.settings,
+            parent=self,
+        )
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        editor.accepted.connect(lambda: self._save_message(editor.message))
+        editor.finished.connect(self._message_editor_closed)
+        self.message_editor = editor
+        editor.open()
+        return editor
+
+    def _message_editor_closed(self) -> None:
+        self.message_editor = None
+
+    def _save_message(self, message: bytes | None) -> None:
+        session = self.session
+        if message is None or session is None or not session.fresh or self._busy():
+            return
+        old = session.path
+        try:
+            campaign = campaign_with_message(session.store, message, self.options.data_dir)
+        except (OSError, StoreError, TemplateError) as error:
+            self._problem(f"The edited message could not be saved: {error}")
+            return
+        if self.open_file(campaign.path):
+            self.log.add(
+                f"message edited: saved with the same {campaign.summary.rows} recipients as "
+                f"a new sandbox campaign ({old.name} is left as it was)"
             )
 
     def open_file(self, path: Path) -> bool:

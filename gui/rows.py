@@ -128,15 +128,9 @@ def display_name(fields: dict[str, str]) -> str:
 
 
 def load_rows(store: CampaignStore) -> list[RecipientRow]:
-    """Every recipient of a campaign file, in import order.
-
-    ``CampaignStore`` has no reader of whole rows for every status yet, so rows are read
-    one by one by id; campaign ids run 1..N in import order (they are never deleted).
-    """
-    total = sum(store.counts().values())
-    return [
-        RecipientRow.from_state(store.get(recipient_id)) for recipient_id in range(1, total + 1)
-    ]
+    """Every recipient of a campaign file, in import order (id order), read a page at a
+    time by :meth:`CampaignStore.states`."""
+    return [RecipientRow.from_state(state) for state in store.states()]
 
 
 @dataclass(slots=True)

@@ -63,7 +63,12 @@ def dark_palette() -> QPalette:
 
 
 async def capture(
-    window: MainWindow, output: Path, suffix: str = "", *, import_only: bool = False
+    window: MainWindow,
+    output: Path,
+    suffix: str = "",
+    *,
+    import_only: bool = False,
+    editor_only: bool = False,
 ) -> list[Path]:
     """Drive the window through the demo; the paths of the pictures taken."""
     output.mkdir(parents=True, exist_ok=True)
@@ -79,6 +84,10 @@ async def capture(
     window.resize(*SIZE)
     window.show()
     await asyncio.sleep(0.3)
+    if editor_only:
+        saved.append(await _message_editor(window, output, suffix))
+        window.close()
+        return saved
     if not import_only:
         shot("welcome.png")
 
@@ -96,7 +105,7 @@ async def capture(
         window.close()
         return saved
 
-    window.open_sandbox()
+    saved.append(await _message_editor(window, output, suffix))
     session = window.session
     assert session is not None
     window.start()
@@ -122,6 +131,29 @@ async def capture(
     return saved
 
 
+async def _message_editor(window: MainWindow, output: Path, suffix: str) -> Path:
+    """Open the sandbox campaign and picture its Message editor, previewing recipient 3
+    (non-ASCII name and city); the editor is closed unsaved."""
+    window.open_sandbox()
+    editor = window.edit_message()
+    assert editor is not None
+    editor.resize(SIZE[0] - 100, SIZE[1] - 60)
+    editor.html_edit.setPlainText(
+        "<h2>Hello {{first_name}}</h2>\n<p>The <b>{{city}}</b> chapter meets on "
+        "<i>Tuesday</i>.</p>\n<p style=\"color:#555\">Sent by the sandbox demo.</p>"
+    )
+    editor.row_spin.setValue(3)
+    editor.refresh()
+    editor.preview_tabs.setCurrentWidget(editor.preview_html)
+    await asyncio.sleep(0.3)
+    QApplication.processEvents()
+    path = output / f"message-editor{suffix}.png"
+    if not editor.grab().save(str(path)):
+        raise OSError(f"could not save {path}")
+    editor.reject()
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gui.screenshots", description=__doc__)
     parser.add_argument("--output", type=Path, default=OUTPUT, help="where the PNGs go")
@@ -130,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--import-dialog-only", action="store_true", help="only the Import dialog's picture"
+    )
+    parser.add_argument(
+        "--message-editor-only", action="store_true", help="only the Message editor's picture"
     )
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -158,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.output,
                 "-dark" if args.dark else "",
                 import_only=args.import_dialog_only,
+                editor_only=args.message_editor_only,
             )
             await asyncio.wait_for(closed, 30)
             return saved

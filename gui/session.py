@@ -19,6 +19,7 @@ from core.engine import Engine
 from core.events import Counters, Event, EventBus
 from core.store import CampaignStore, RecoveryReport, Status, StoreError
 from gui.loop import ErrorReporter, spawn
+from gui.message_form import UNSENT
 from gui.sandbox import SandboxLab, is_sandbox
 from gui.state import BUSY, ActionContext, RunState
 
@@ -57,6 +58,8 @@ class CampaignSession(QObject):
         self.next_retry_at: float | None = None
         self.per_second = 0.0
         self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
+        #: Sending was started (in this session, or in one that was cut short).
+        self.started = recovery is not None and recovery.ambiguous > 0
         self._task: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[None] | None = None
 
@@ -98,8 +101,19 @@ class CampaignSession(QObject):
 
     def context(self) -> ActionContext:
         return ActionContext(
-            self.run_state, self.sendable, self.unfinished, self.counts.get(Status.BOUNCED, 0)
+            self.run_state,
+            self.sendable,
+            self.unfinished,
+            self.counts.get(Status.BOUNCED, 0),
+            fresh=self.fresh,
         )
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing was sent yet: every status is one the import set, and no run began."""
+        if self.started:
+            return False
+        return all(n == 0 for status, n in self.counts.items() if status not in UNSENT)
 
     # ---- control ------------------------------------------------------------------------
 
@@ -107,6 +121,7 @@ class CampaignSession(QObject):
         """Start (or resume after a stop) sending, in a task on the running loop."""
         if self.run_state in BUSY or not self.sendable:
             return
+        self.started = True
         self._set_state(RunState.STARTING)
         self._ended = asyncio.get_running_loop().create_future()
         self._task = spawn(self._run(), self.reporter)

@@ -31,6 +31,7 @@ class Action(enum.Enum):
     STOP = "stop"
     EXPORT_REPORT = "export report"
     EXPORT_BOUNCES = "export bounces"
+    EDIT_MESSAGE = "edit message"
 
 
 #: States in which the engine runs (its campaign cannot be swapped for another).
@@ -46,6 +47,9 @@ class ActionContext:
     #: Recipients without a final status.
     unfinished: int = 0
     bounced: int = 0
+    #: No recipient was tried yet (statuses are still the import's): the message may
+    #: change. Once sending started it may not: retries must send the same bytes.
+    fresh: bool = False
 
 
 def enabled_actions(context: ActionContext) -> frozenset[Action]:
@@ -61,6 +65,8 @@ def enabled_actions(context: ActionContext) -> frozenset[Action]:
         enabled.add(Action.RESUME)
     if run in (RunState.STARTING, RunState.RUNNING, RunState.PAUSED):
         enabled.add(Action.STOP)
+    if edit_blocked(context) is None:
+        enabled.add(Action.EDIT_MESSAGE)
     if run is not RunState.NO_CAMPAIGN:
         enabled.add(Action.EXPORT_REPORT)
         if context.bounced > 0:
@@ -82,4 +88,19 @@ def start_blocked(context: ActionContext) -> str | None:
         )
     if context.unfinished == 0 or run is RunState.FINISHED:
         return "Every recipient has a final status: there is nothing left to send."
+    return None
+
+
+def edit_blocked(context: ActionContext) -> str | None:
+    """Why "Edit message" is disabled, in the user's words; None when it is enabled."""
+    run = context.run
+    if run is RunState.NO_CAMPAIGN:
+        return "Open a sandbox campaign first."
+    if not context.sendable:
+        return "Only a sandbox campaign's message can be edited in the window."
+    if run in BUSY or not context.fresh:
+        return (
+            "This campaign has started sending, so it keeps its message: retries must "
+            "send the same bytes (greylisting and duplicate checks key on them)."
+        )
     return None
