@@ -280,6 +280,15 @@ _REPORT_PAGE = (
 )
 _IN_DOUBT_WHERE = f"{schema.PENDING_WHERE} AND eod_at IS NOT NULL"
 
+#: What the user may send again: failures whose cause may be gone, and "possibly
+#: delivered" rows once the user decides that a second copy is better than none.
+RETRYABLE: Final = frozenset({Status.DEFERRED, Status.EXPIRED, Status.BOUNCED, Status.AMBIGUOUS})
+_RETRY = (
+    "UPDATE recipients SET status = 'queued', wait_reason = '', next_attempt_at = NULL,"
+    " first_attempt_at = NULL, eod_at = NULL, reason = ''"
+    f" WHERE id = ? AND status IN ({', '.join(repr(s.value) for s in sorted(RETRYABLE, key=str))})"
+)
+
 _US = "\x1f"  # the unit separator, between merge-field values
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -677,6 +686,37 @@ class CampaignStore:
         ):
             counts[_STATUS_BY_VALUE[value]] = count
         return counts
+
+    # ---- the user's decisions ------------------------------------------------------------
+
+    def fixable_ids(self) -> list[int]:
+        """Rows that failed for a reason that may have been fixed since: deferred and
+        expired ones, and bounces the servers blamed on the sender (a blocklisting, a
+        missing DKIM record...), not on the recipient."""
+        rows = self._read(
+            "SELECT id FROM recipients WHERE status IN (?, ?) OR (status = ? AND fault = ?)"
+            " ORDER BY id",
+            (Status.DEFERRED.value, Status.EXPIRED.value, Status.BOUNCED.value, "sender"),
+        )
+        return [row[0] for row in rows]
+
+    def retry(self, ids: Sequence[int]) -> int:
+        """Queue ``ids`` to be tried again, with a new lifetime and the same message bytes
+        (Message-ID and Date kept: a receiver that got an earlier copy can tell). Only rows
+        in :data:`RETRYABLE` change; returns how many did. Never while an engine runs on
+        this file: it holds the rows it is working on in memory."""
+        self.flush()
+        with self._writing("queuing recipients again") as connection:
+            return connection.executemany(_RETRY, [(rid,) for rid in ids]).rowcount
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Delete ``ids`` and their attempt logs from the campaign; returns how many rows
+        went. Never while an engine runs on this file."""
+        self.flush()
+        pairs = [(rid,) for rid in ids]
+        with self._writing("removing recipients") as connection:
+            connection.executemany("DELETE FROM attempts WHERE recipient_id = ?", pairs)
+            return connection.executemany("DELETE FROM recipients WHERE id = ?", pairs).rowcount
 
     # ---- attempts -----------------------------------------------------------------------
 

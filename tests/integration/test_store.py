@@ -831,3 +831,42 @@ def test_a_read_only_open_refuses_a_file_an_unfinished_import_left_unindexed(
         CampaignStore.open(path, read_only=True)
     CampaignStore.open(path)[0].close()  # writable: indexed again
     CampaignStore.open(path, read_only=True)[0].close()
+
+
+def test_retry_requeues_what_may_succeed_now_and_nothing_else(path: Path) -> None:
+    outcomes = {
+        1: delivered(1),
+        2: delivered(2, status=Status.BOUNCED, code=550, fault="recipient"),
+        3: delivered(3, status=Status.BOUNCED, code=554, fault="sender"),
+        4: delivered(4, status=Status.EXPIRED, code=451),
+        5: delivered(5, status=Status.DEFERRED, next_attempt_at=T0 + 300, wait_reason="deferred"),
+        6: delivered(6, status=Status.AMBIGUOUS, reason="possibly delivered"),
+    }
+    with make(path, 8) as store:  # 7: invalid at import; 8: never tried
+        store.add_recipients([NewRecipient("bad", "", {}, Status.INVALID, "no @")])
+        for update in outcomes.values():
+            store.record(dataclasses.replace(update, message_id="<m@x.test>"))
+        store.flush()
+        assert store.fixable_ids() == [3, 4, 5]  # not the recipient's own bounce (2)
+        assert store.retry([1, 2, 3, 4, 5, 6, 9, 404]) == 5  # 1 delivered, 9 invalid: kept
+        states = {s.id: s for s in store.states()}
+    assert {i: s.status for i, s in states.items() if i <= 6} == {
+        1: Status.DELIVERED, 2: Status.QUEUED, 3: Status.QUEUED, 4: Status.QUEUED,
+        5: Status.QUEUED, 6: Status.QUEUED,
+    }
+    assert states[9].status is Status.INVALID
+    for requeued in (states[n] for n in (2, 3, 4, 5, 6)):
+        assert requeued.first_attempt_at is None and requeued.next_attempt_at is None
+        assert requeued.reason == "" and requeued.wait_reason == ""
+        assert requeued.message_id == "<m@x.test>" and requeued.attempts == 1  # same bytes
+
+
+def test_remove_deletes_rows_and_their_attempt_logs(path: Path) -> None:
+    with make(path, 3) as store:
+        log = AttemptLog(T0, T1, "mx", "192.0.2.1", "accepted", 250, "2.0.0", "ok", "data")
+        store.record(delivered(2, attempt=log))
+        store.flush()
+        assert store.remove([2, 404]) == 1
+        assert [s.id for s in store.states()] == [1, 3]
+        assert store.attempts(2) == []
+        assert sum(store.counts().values()) == 2
