@@ -317,6 +317,22 @@ class MXResolver:
         self._exchanges = _Cache(self._lookup_mx, clock)
         self._addresses = _Cache(self._lookup_host, clock)
 
+    async def answers(self) -> bool:
+        """Whether the nameservers answer at all: any reply counts, even NXDOMAIN or
+        REFUSED; only silence (every try timed out or was refused by the network) does
+        not. A campaign asking a mistyped or dead ``--nameserver`` would otherwise wait out
+        every recipient's lifetime in retries, each "deferred: DNS timeout"."""
+        try:
+            await self._resolver.resolve(".", "NS", raise_on_no_answer=False)
+        except dns.resolver.NoNameservers as failure:
+            errors = failure.kwargs.get("errors") or []
+            return any(error[-1] is not None for error in errors)  # a reply was read
+        except dns.exception.Timeout:
+            return False
+        except dns.exception.DNSException:
+            return True
+        return True
+
     async def route(self, domain: str) -> Route | RouteFailure:
         """Where mail for ``domain`` (A-label form) goes, or why it cannot go. Never raises
         for a DNS problem."""

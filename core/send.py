@@ -22,7 +22,7 @@ from pathlib import Path
 
 from core.connection import Timeouts
 from core.dkim import DKIMError
-from core.dns import parse_nameserver
+from core.dns import MXResolver, parse_nameserver
 from core.engine import Engine, EngineConfig
 from core.events import EventBus
 from core.outgoing import (
@@ -251,6 +251,7 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
         try:
             helo = args.helo or str(store.settings.get("helo", ""))
             config = _engine_config(args, helo, store.sender)
+            _check_nameservers(config)
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
             if args.helo:
                 store.set_settings({**store.settings, "helo": config.helo})
@@ -280,6 +281,7 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     helo = args.helo or sender.rpartition("@")[2]
     config = _engine_config(args, helo, sender)
     source = _RecipientsSource.from_args(args)
+    _check_nameservers(config)
     if source.suppression is not None and source.suppression.rejected:
         first = source.suppression.rejected[0]
         print(
@@ -295,6 +297,23 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     store, _ = CampaignStore.open(path)
     print(summary.describe(), file=sys.stderr)
     return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
+
+
+def _check_nameservers(config: EngineConfig) -> None:
+    """Refuse to start when no nameserver answers: every recipient would wait out its
+    lifetime in DNS retries."""
+    resolver = MXResolver(config.nameservers, timeout=config.dns_timeout)
+    if asyncio.run(resolver.answers()):
+        return
+    if config.nameservers:
+        asked = ", ".join(f"{host}:{port}" for host, port in config.nameservers)
+        advice = "check the --nameserver address and port, and that the server runs"
+    else:
+        asked = "the system's nameservers (/etc/resolv.conf)"
+        advice = "check the network connection, or give one with --nameserver"
+    raise UsageError(
+        f"{asked} did not answer a DNS query within {config.dns_timeout:g} s: {advice}"
+    )
 
 
 def suppress_pending(store: CampaignStore, suppression: SuppressionList) -> int:

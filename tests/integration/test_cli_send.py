@@ -398,3 +398,25 @@ async def test_resuming_with_a_suppression_list_suppresses_who_is_not_yet_delive
         "carol@grey.test": "suppressed",
     }
     assert received == ["ann@plain.test"]
+
+
+async def test_a_nameserver_that_never_answers_stops_before_anything_is_imported(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    recipients = tmp_path / "r.csv"
+    recipients.write_text("email\nann@plain.test\n")
+    message = write_message(tmp_path / "m.eml")
+    state = tmp_path / "campaign.mxm"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never replies
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, _, err = await mxmailer(
+            *send_args(recipients, message),
+            "--nameserver", f"127.0.0.1:{port}", "--port", "2525", "--timeout", "1",
+            "--state", state, "--progress", "none",
+        )
+    assert code == 2, err
+    assert f"127.0.0.1:{port} did not answer a DNS query within 1 s" in err
+    assert not state.exists()

@@ -418,3 +418,14 @@ def test_resolver_refuses_bad_settings() -> None:
 
 async def test_the_lab_nameserver_string_parses_back(lab: LabDNS) -> None:
     assert parse_nameserver(lab.nameserver) == lab.address
+
+
+async def test_answers_tells_a_silent_nameserver_from_one_that_replies() -> None:
+    import socket
+
+    async with LabDNS(LabZone()) as lab:  # replies, even for a name it does not serve
+        assert await MXResolver([lab.address], timeout=2).answers()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        resolver = MXResolver([("127.0.0.1", silent.getsockname()[1])], timeout=0.5)
+        assert not await resolver.answers()
