@@ -194,8 +194,9 @@ class ConnectionReport:
 
 
 ResultCallback = Callable[[RecipientResult], None]
-#: Told the session's phase whenever it changes (for a live per-recipient display).
-PhaseCallback = Callable[[Phase], None]
+#: Told the session's phase, and the transaction whose reply it waits for (None between
+#: transactions), whenever either changes: for a live per-recipient display.
+PhaseCallback = Callable[[Phase, Transaction | None], None]
 #: Asked before an end-of-data marker goes out (see ``core.smtp.session.EndOfDataHook``):
 #: True to send it now; False to hold it, in which case the gate calls ``resume`` once
 #: the record is made (so that one commit can cover the markers of many connections).
@@ -221,6 +222,7 @@ class _Driver(asyncio.BufferedProtocol):
         self.on_result = on_result
         self.on_phase = on_phase
         self._shown_phase: Phase | None = None
+        self._shown_transaction: Transaction | None = None
         self.transcript = transcript if transcript is not None else Transcript()
         self.session = ClientSession(
             config.session,
@@ -385,9 +387,11 @@ class _Driver(asyncio.BufferedProtocol):
         """Restart the phase's clock when the phase changed or a reply came; re-arm the
         loop timer only when the new deadline is earlier than the armed one."""
         phase = self.session.phase
-        if phase is not self._shown_phase and self.on_phase is not None:
-            self._shown_phase = phase
-            self.on_phase(phase)
+        if self.on_phase is not None:
+            awaited = self.session.awaited
+            if phase is not self._shown_phase or awaited is not self._shown_transaction:
+                self._shown_phase, self._shown_transaction = phase, awaited
+                self.on_phase(phase, awaited)
         if phase is Phase.CLOSED:
             self._cancel_timer()
             return

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from core.connection import (
     ConnectionConfig,
@@ -101,6 +101,10 @@ class EngineConfig:
     rate: float | None = None
     #: Consecutive failed connections before a destination is paused.
     pause_after_failures: int = 3
+    #: Publish each recipient's SMTP steps (mail, rcpt, data, end-of-data) as PhaseChanged,
+    #: for a window that shows them; each is an event per step, which a command line that
+    #: shows only counts need not pay for.
+    smtp_phases: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -416,6 +420,7 @@ class Engine:
             source,
             source.on_result,
             on_end_of_data=self._on_end_of_data,
+            on_phase=source.on_phase if self.config.smtp_phases else None,
         )
         source.transcript = connection.transcript
         try:
@@ -503,6 +508,8 @@ class Engine:
         assert isinstance(job, Job)
         if job.id in self._marked:
             self._marked.discard(job.id)
+            if self.config.smtp_phases:
+                self.events.publish(PhaseChanged(job.id, Phase.END_OF_DATA.value))
             return True
         self._to_mark.append(job.id)
         self._resumes.append(resume)
@@ -835,6 +842,10 @@ class Engine:
         return None
 
 
+#: The SMTP steps a window shows per recipient (with ``smtp_phases``).
+_ENVELOPE_PHASES: Final = frozenset({Phase.MAIL, Phase.RCPT, Phase.DATA})
+
+
 class _QueueSource:
     """A connection's view of its destination's queue, and of what it decided."""
 
@@ -849,6 +860,12 @@ class _QueueSource:
 
     def next_transaction(self) -> Transaction | None:
         return self.engine.take(self.destination, self.host, self.address)
+
+    def on_phase(self, phase: Phase, awaited: Transaction | None) -> None:
+        """The envelope step a recipient's conversation waits on. Its end of data is
+        announced by the engine when the marker is let go (the reply may then take long)."""
+        if phase in _ENVELOPE_PHASES and awaited is not None and isinstance(awaited.tag, Job):
+            self.engine.events.publish(PhaseChanged(awaited.tag.id, phase.value))
 
     def on_result(self, result: RecipientResult) -> None:
         if result.outcome is Outcome.UNATTEMPTED:

@@ -14,7 +14,14 @@ from typing import Final
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
-from gui.state import Action, ActionContext, edit_blocked, enabled_actions, start_blocked
+from gui.state import (
+    Action,
+    ActionContext,
+    edit_blocked,
+    enabled_actions,
+    retry_fixable_blocked,
+    start_blocked,
+)
 
 Shortcut = QKeySequence.StandardKey | str
 
@@ -91,6 +98,15 @@ SPECS: Final = {
         "Write the message (From, Subject, text, HTML, attachments) and preview it per "
         "recipient; saved as a new sandbox campaign with the same recipients",
     ),
+    Action.RETRY_FIXABLE: Spec(
+        "Retry &what may work now…",
+        "Ctrl+R",
+        QStyle.StandardPixmap.SP_BrowserReload,
+        "Queue again the recipients that failed for a reason that may have been fixed "
+        "since: deferred, expired, and bounces the servers blamed on the sender (a "
+        "blocklisting, a missing DNS record...). The recipients' own bounces (unknown "
+        "mailbox...) are not retried; Start sends the queued ones",
+    ),
 }
 
 
@@ -124,3 +140,7 @@ def apply_context(actions: Mapping[Action, QAction], context: ActionContext) -> 
     why_not = edit_blocked(context)
     edit_help = f"{SPECS[Action.EDIT_MESSAGE].help} ({edit.shortcut().toString()})"
     edit.setToolTip(edit_help if why_not is None else why_not)
+    retry = actions[Action.RETRY_FIXABLE]
+    retry_help = f"{SPECS[Action.RETRY_FIXABLE].help} ({retry.shortcut().toString()})"
+    why_not = retry_fixable_blocked(context)
+    retry.setToolTip(retry_help if why_not is None else f"{why_not}\n\n{retry_help}")

@@ -30,10 +30,18 @@ PHASE_LABEL: Final = {
     "resolving": "looking up MX",
     "connecting": "connecting",
     "sending": "sending",
+    "mail": "sending: MAIL FROM",
+    "rcpt": "sending: RCPT TO",
+    "data": "sending: DATA",
+    "end-of-data": "sent: awaiting reply",
     WAITING: "waiting",
 }
 #: Sort order of the Phase column: work in flight first, then waits, then outcomes.
 PHASE_ORDER: Final = {
+    "end-of-data": 0,
+    "data": 0,
+    "rcpt": 0,
+    "mail": 0,
     "sending": 0,
     "connecting": 1,
     "resolving": 2,
@@ -51,6 +59,11 @@ _PHASE_HELP: Final = {
     "resolving": "looking up its domain's mail servers (MX records)",
     "connecting": "connecting to its domain's mail server",
     "sending": "in an SMTP conversation with its domain's mail server",
+    "mail": "the server is answering the sender (MAIL FROM)",
+    "rcpt": "the server is answering whether it takes this recipient (RCPT TO)",
+    "data": "the server is answering the request to send the message (DATA)",
+    "end-of-data": "the whole message went out; the server has not yet said whether it "
+    "takes it (a reply can take minutes)",
 }
 _WAIT_HELP: Final = {
     "greylisted": "the server greylisted it (asked us to come back later): normal for a "

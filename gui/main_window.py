@@ -10,8 +10,9 @@ dialogs only from plain slots, never from a coroutine (see gui.loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
 from core import __version__
 from core.events import Event, SenderProblemReported
 from core.recipients import RecipientsError
-from core.store import StoreError
+from core.store import RETRYABLE, Status, StoreError
 from core.suppression import write_suppression
 from core.template import TemplateError
 from gui.actions import apply_context, build_actions
@@ -46,7 +47,7 @@ from gui.message_editor import MessageEditor
 from gui.message_form import MessageForm, campaign_columns, campaign_with_message, form_from_eml
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
-from gui.rows import RecipientBook, load_rows
+from gui.rows import RecipientBook, RecipientRow, load_rows
 from gui.sandbox import (
     BANNER,
     DEMO_GREYLIST_SECONDS,
@@ -55,12 +56,22 @@ from gui.sandbox import (
     create_sample_campaign,
 )
 from gui.session import CampaignSession
-from gui.state import BUSY, Action, ActionContext, RunState
+from gui.state import (
+    BUSY,
+    Action,
+    ActionContext,
+    RowAction,
+    RunState,
+    retry_needs_confirming,
+    row_actions,
+)
 from gui.summary import SummaryStrip
 from gui.transcript_panel import TranscriptPanel
 from gui.welcome import WelcomePage
 
 TITLE: Final = "MX Mailer"
+#: Asks the user a yes/no question (title, text): True for yes. Tests pass their own.
+Confirm = Callable[[str, str], bool]
 CLOSING: Final = (
     "Closing: finishing the messages in flight, then the window closes. "
     "Close again to cut the connections now (their recipients are settled honestly)."
@@ -84,9 +95,12 @@ class MainWindow(QMainWindow):
         reporter: ErrorReporter,
         *,
         now: Callable[[], float] = time.time,
+        confirm: Confirm | None = None,
     ) -> None:
         super().__init__()
         self.options = options
+        #: Asks before the campaign file is changed (only ever from plain slots).
+        self.confirm: Confirm = confirm if confirm is not None else self._ask
         self.reporter = reporter
         self.session: CampaignSession | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -120,6 +134,7 @@ class MainWindow(QMainWindow):
                 Action.EXPORT_REPORT: self._choose_report,
                 Action.EXPORT_BOUNCES: self._choose_bounces,
                 Action.EDIT_MESSAGE: self.edit_message,
+                Action.RETRY_FIXABLE: self.retry_fixable,
             },
         )
         self.welcome = WelcomePage(
@@ -132,6 +147,9 @@ class MainWindow(QMainWindow):
         self.clock.timeout.connect(self._tick)
         self.recipients.current_changed.connect(self._show_transcript)
         self.recipients.transcript_requested.connect(self._raise_transcript)
+        self.recipients.retry_action.triggered.connect(self.retry_selected)
+        self.recipients.remove_action.triggered.connect(self.remove_selected)
+        self.recipients.set_row_rule(self._row_actions)
         reporter.sinks.append(self._internal_error)
         self.setAcceptDrops(True)  # a .csv dropped on the window is imported
         self.resize(1280, 800)
@@ -201,6 +219,8 @@ class MainWindow(QMainWindow):
         campaign_menu.addSeparator()
         for kind in (Action.START, Action.PAUSE, Action.RESUME, Action.STOP):
             campaign_menu.addAction(actions[kind])
+        campaign_menu.addSeparator()
+        campaign_menu.addAction(actions[Action.RETRY_FIXABLE])
 
         view_menu = bar.addMenu("&View")
         self.find_action = QAction("&Find recipient", self)
@@ -223,6 +243,7 @@ class MainWindow(QMainWindow):
         groups = (
             (Action.NEW_SANDBOX, Action.OPEN),
             (Action.START, Action.PAUSE, Action.RESUME, Action.STOP),
+            (Action.RETRY_FIXABLE,),
             (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES),
         )
         for number, group in enumerate(groups):
@@ -449,6 +470,101 @@ class MainWindow(QMainWindow):
         if self._close_requests:
             self.close()
 
+    # ---- retrying and removing recipients (plain slots: they may ask first) ------------
+
+    def retry_fixable(self) -> int | None:
+        """Queue again every recipient that failed for a reason that may have been fixed
+        since (deferred, expired, sender-fault bounces), once the user agrees; how many
+        were queued, or None when nothing was done."""
+        session = self.session
+        if session is None or not self.action_for[Action.RETRY_FIXABLE].isEnabled():
+            return None
+        try:
+            ids = session.store.fixable_ids()
+        except StoreError as error:
+            self._problem(f"The recipients to retry could not be read: {error}")
+            return None
+        if not ids:
+            return None
+        question = (
+            f"Queue {len(ids)} recipient(s) to be tried again?\n\n"
+            "They were deferred, expired, or bounced for a reason the servers blamed on "
+            "the sender (a blocklisting, a missing DNS record...), which may be fixed by "
+            "now. Recipients that bounced for their own reasons (unknown mailbox...) are "
+            "not retried.\n\nStart sends them."
+        )
+        if not self.confirm("Retry what may work now", question):
+            return None
+        return self._retry(session, ids)
+
+    def retry_selected(self) -> int | None:
+        """Queue the selected recipients again (those that may be); a possibly delivered
+        one only once the user agrees to a possible second copy."""
+        session = self.session
+        rows = self.recipients.selected_rows()
+        if session is None or RowAction.RETRY not in self._row_actions(rows):
+            return None
+        retryable = [row for row in rows if row.status in RETRYABLE]
+        statuses = [row.status for row in retryable]
+        if retry_needs_confirming(statuses):
+            ambiguous = statuses.count(Status.AMBIGUOUS)
+            question = (
+                f"{ambiguous} of the selected recipient(s) may have received the message "
+                "already: the server accepted the whole message but its answer never "
+                "came.\n\nRetrying sends the same message again, so a second copy may "
+                f"arrive. Queue {len(retryable)} recipient(s) again?"
+            )
+            if not self.confirm("Retry possibly delivered recipients", question):
+                return None
+        return self._retry(session, [row.id for row in retryable])
+
+    def remove_selected(self) -> int | None:
+        """Delete the selected recipients (and their attempts) from the campaign file,
+        once the user agrees; how many went, or None when nothing was done."""
+        session = self.session
+        rows = self.recipients.selected_rows()
+        if session is None or RowAction.REMOVE not in self._row_actions(rows):
+            return None
+        question = (
+            f"Remove {len(rows)} recipient(s) from the campaign?\n\n"
+            "They and their attempts are deleted from the campaign file: they are not "
+            "sent, and the report no longer lists them. This cannot be undone."
+        )
+        if not self.confirm("Remove from campaign", question):
+            return None
+        try:
+            removed = session.remove([row.id for row in rows])
+        except StoreError as error:
+            self._problem(f"The recipients could not be removed: {error}")
+            return None
+        finally:
+            self._reload_rows(session)
+        self.log.add(f"{removed} recipient(s) removed from the campaign")
+        return removed
+
+    def _retry(self, session: CampaignSession, ids: list[int]) -> int | None:
+        try:
+            queued = session.retry(ids)
+        except StoreError as error:
+            self._problem(f"The recipients could not be queued again: {error}")
+            return None
+        finally:
+            self._reload_rows(session)
+        self.log.add(f"{queued} recipient(s) queued to be tried again: Start sends them")
+        return queued
+
+    def _reload_rows(self, session: CampaignSession) -> None:
+        """The table from the file again (after the rows were changed outside a run)."""
+        if session is not self.session:
+            return
+        with contextlib.suppress(StoreError):
+            self.model.set_book(RecipientBook(load_rows(session.store), reload=session.store.get))
+        self.transcript.show_recipient(None, None)
+        self._refresh()
+
+    def _row_actions(self, rows: Sequence[RecipientRow]) -> frozenset[RowAction]:
+        return row_actions(self.context(), [row.status for row in rows])
+
     # ---- exports ------------------------------------------------------------------------
 
     def export_report(self, path: Path) -> int | None:
@@ -540,6 +656,16 @@ class MainWindow(QMainWindow):
             if name:
                 self.export_bounces(Path(name))
 
+    def _ask(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
     def _about(self) -> None:
         QMessageBox.about(
             self,
@@ -559,6 +685,7 @@ class MainWindow(QMainWindow):
     def _refresh(self) -> None:
         context = self.context()
         apply_context(self.action_for, context)
+        self.recipients.update_row_actions()
         session = self.session
         if session is None:
             self.setWindowTitle(TITLE)

@@ -1,11 +1,14 @@
 """The recipients panel: status filter, search box, the table, and its context menu.
 
 Owns the widgets around the table and what the user does to a row (copy its address,
-open its transcript). It reads rows through the model; it never touches the engine.
+open its transcript; retry or remove the selected rows, which it offers as
+:func:`gui.state.row_actions` says and the window carries out). It reads rows through the
+model; it never touches the engine or the campaign file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from PySide6.QtCore import QEvent, QModelIndex, QPoint, Qt, Signal
@@ -25,7 +28,11 @@ from PySide6.QtWidgets import (
 
 from gui.recipients_filter import RecipientsFilter
 from gui.recipients_model import HEADERS, ID_ROLE, Column, RecipientsModel
-from gui.rows import Group
+from gui.rows import Group, RecipientRow
+from gui.state import RowAction
+
+#: Decides which row actions the selected rows allow (the window's, from gui.state).
+RowRule = Callable[[Sequence[RecipientRow]], frozenset[RowAction]]
 
 #: The status filter's choices, in the order the combo lists them.
 FILTERS: Final[tuple[tuple[str, frozenset[Group] | None], ...]] = (
@@ -93,7 +100,7 @@ class RecipientsPanel(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(Column.NUMBER, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
@@ -116,12 +123,24 @@ class RecipientsPanel(QWidget):
         self.table.addAction(self.copy_action)
         self.transcript_action = QAction("Show &transcript", self)
         self.transcript_action.triggered.connect(self._request_transcript)
+        # Carried out by the window (it asks before changing the file).
+        self.retry_action = QAction("&Retry", self)
+        self.retry_action.setStatusTip(
+            "Queue the selected recipients again (deferred, expired, bounced or possibly "
+            "delivered ones); Start sends them"
+        )
+        self.remove_action = QAction("Re&move from campaign…", self)
+        self.remove_action.setStatusTip(
+            "Delete the selected recipients and their attempts from the campaign file"
+        )
+        self._row_rule: RowRule = lambda _rows: frozenset()
 
         self.status_filter.currentIndexChanged.connect(self._filter_changed)
         self.search.textChanged.connect(self.proxy.set_search)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(lambda _: self._request_transcript())
         self.table.selectionModel().currentRowChanged.connect(self._current_changed)
+        self.table.selectionModel().selectionChanged.connect(self.update_row_actions)
         for signal in (
             self.proxy.rowsInserted,
             self.proxy.rowsRemoved,
@@ -158,6 +177,29 @@ class RecipientsPanel(QWidget):
         if position < 0:
             raise KeyError(label)
         self.status_filter.setCurrentIndex(position)
+
+    def selected_rows(self) -> list[RecipientRow]:
+        """The selected recipients, in the table's order."""
+        rows: list[RecipientRow] = []
+        for index in sorted(self.table.selectionModel().selectedRows(), key=QModelIndex.row):
+            value = index.data(ID_ROLE)
+            position = self.model.book.position(value) if isinstance(value, int) else None
+            if position is not None:
+                rows.append(self.model.row_at(position))
+        return rows
+
+    def selected_ids(self) -> list[int]:
+        return [row.id for row in self.selected_rows()]
+
+    def set_row_rule(self, rule: RowRule) -> None:
+        """Who decides whether Retry and Remove are offered for the selected rows."""
+        self._row_rule = rule
+        self.update_row_actions()
+
+    def update_row_actions(self, *_: object) -> None:
+        allowed = self._row_rule(self.selected_rows())
+        self.retry_action.setEnabled(RowAction.RETRY in allowed)
+        self.remove_action.setEnabled(RowAction.REMOVE in allowed)
 
     def copy_address(self) -> None:
         index = self.table.currentIndex()
@@ -199,11 +241,16 @@ class RecipientsPanel(QWidget):
         index = self.table.indexAt(position)
         if not index.isValid():
             return
-        self.table.setCurrentIndex(index)
+        if not self.table.selectionModel().isSelected(index):
+            self.table.setCurrentIndex(index)  # else the menu is for the whole selection
+        self.update_row_actions()
         menu = QMenu(self)  # popup(), never exec(): no nested loop (see gui.loop)
         menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         menu.addAction(self.copy_action)
         menu.addAction(self.transcript_action)
+        menu.addSeparator()
+        menu.addAction(self.retry_action)
+        menu.addAction(self.remove_action)
         menu.popup(self.table.viewport().mapToGlobal(position))
 
     def changeEvent(self, event: QEvent) -> None:

@@ -67,7 +67,8 @@ class RecipientRow:
     name: str
     domain: str
     status: Status
-    #: "queued", "resolving", "sending" or "waiting" while not final; "" once final.
+    #: "queued", "resolving", "sending" (or the SMTP step it waits on: "mail", "rcpt",
+    #: "data", "end-of-data") or "waiting" while not final; "" once final.
     phase: str
     wait_reason: str = ""
     next_attempt_at: float | None = None

@@ -200,6 +200,7 @@ class SandboxLab:
             timeouts=LAB_TIMEOUTS,
             retry=lab_retry_policy(self.greylist_seconds),
             dns_timeout=2.0,
+            smtp_phases=True,  # the table shows the step each conversation waits on
         )
 
 

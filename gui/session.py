@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -54,6 +55,9 @@ class CampaignSession(QObject):
         self.bus.subscribe(self._track)
         self.engine: Engine | None = None
         self.counts: dict[Status, int] = store.counts()
+        #: How many rows "Retry what may work now" would queue (read while no run holds
+        #: the file: at open, after a run, after a retry or a removal).
+        self.fixable = 0 if store.read_only else len(store.fixable_ids())
         self.waiting = 0
         self.next_retry_at: float | None = None
         self.per_second = 0.0
@@ -106,6 +110,8 @@ class CampaignSession(QObject):
             self.unfinished,
             self.counts.get(Status.BOUNCED, 0),
             fresh=self.fresh,
+            writable=not self.store.read_only,
+            fixable=self.fixable,
         )
 
     @property
@@ -164,6 +170,37 @@ class CampaignSession(QObject):
             await self.lab.stop()
         self.store.close()
 
+    # ---- changing the rows (never while a run holds them) ------------------------------
+
+    def retry(self, ids: Sequence[int]) -> int:
+        """Queue ``ids`` again (those whose status allows it); how many were. The next
+        Start sends them. Refused (StoreError) while a run holds the file."""
+        self._check_idle("retrying recipients")
+        try:
+            return self.store.retry(ids)
+        finally:
+            self._reread()
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Delete ``ids`` and their attempts from the campaign; how many went. Refused
+        (StoreError) while a run holds the file."""
+        self._check_idle("removing recipients")
+        try:
+            return self.store.remove(ids)
+        finally:
+            self._reread()
+
+    def _check_idle(self, action: str) -> None:
+        if self.run_state in BUSY:
+            raise StoreError(f"{action} is not possible while the campaign is sending")
+
+    def _reread(self) -> None:
+        """Counts, the fixable rows and the run state, from the file."""
+        self.counts = self.store.counts()
+        self.fixable = len(self.store.fixable_ids())
+        self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
+        self.changed.emit()
+
     # ---- the run ------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -186,6 +223,7 @@ class CampaignSession(QObject):
             self.engine = None
             with contextlib.suppress(StoreError):  # else the last counters stand
                 self.counts = self.store.counts()
+                self.fixable = len(self.store.fixable_ids())
             # Nothing is retried or sent until the next start.
             self.waiting, self.next_retry_at, self.per_second = 0, None, 0.0
             self._set_state(RunState.READY if self.unfinished else RunState.FINISHED)

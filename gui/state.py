@@ -8,7 +8,10 @@ unit-tested without Qt. :func:`start_blocked` says in words why Start is disable
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
+
+from core.store import RETRYABLE, Status
 
 
 class RunState(enum.Enum):
@@ -32,6 +35,14 @@ class Action(enum.Enum):
     EXPORT_REPORT = "export report"
     EXPORT_BOUNCES = "export bounces"
     EDIT_MESSAGE = "edit message"
+    RETRY_FIXABLE = "retry what may work now"
+
+
+class RowAction(enum.Enum):
+    """What the table's context menu may do to the selected recipients."""
+
+    RETRY = "retry"
+    REMOVE = "remove from campaign"
 
 
 #: States in which the engine runs (its campaign cannot be swapped for another).
@@ -50,6 +61,12 @@ class ActionContext:
     #: No recipient was tried yet (statuses are still the import's): the message may
     #: change. Once sending started it may not: retries must send the same bytes.
     fresh: bool = False
+    #: The campaign file may be written (not opened read-only).
+    writable: bool = False
+    #: Recipients that failed for a reason that may have been fixed since
+    #: (:meth:`core.store.CampaignStore.fixable_ids`), as of the last time no run held
+    #: the file.
+    fixable: int = 0
 
 
 def enabled_actions(context: ActionContext) -> frozenset[Action]:
@@ -67,6 +84,8 @@ def enabled_actions(context: ActionContext) -> frozenset[Action]:
         enabled.add(Action.STOP)
     if edit_blocked(context) is None:
         enabled.add(Action.EDIT_MESSAGE)
+    if retry_fixable_blocked(context) is None:
+        enabled.add(Action.RETRY_FIXABLE)
     if run is not RunState.NO_CAMPAIGN:
         enabled.add(Action.EXPORT_REPORT)
         if context.bounced > 0:
@@ -104,3 +123,42 @@ def edit_blocked(context: ActionContext) -> str | None:
             "send the same bytes (greylisting and duplicate checks key on them)."
         )
     return None
+
+
+def _change_blocked(context: ActionContext) -> str | None:
+    """Why the campaign's rows may not be changed now (retried, removed); None: they may."""
+    if context.run is RunState.NO_CAMPAIGN:
+        return "Open a campaign first."
+    if context.run in BUSY:
+        return "The campaign is sending: stop it first."
+    if not context.writable:
+        return "This campaign file is open read-only."
+    return None
+
+
+def retry_fixable_blocked(context: ActionContext) -> str | None:
+    """Why "Retry what may work now" is disabled, in the user's words; None when enabled."""
+    blocked = _change_blocked(context)
+    if blocked is not None:
+        return blocked
+    if context.fixable == 0:
+        return (
+            "Nothing to retry: no recipient is deferred or expired, and no bounce was "
+            "blamed on the sender."
+        )
+    return None
+
+
+def row_actions(context: ActionContext, statuses: Collection[Status]) -> frozenset[RowAction]:
+    """What may be done to selected recipients with these ``statuses`` (one per row)."""
+    if not statuses or _change_blocked(context) is not None:
+        return frozenset()
+    enabled = {RowAction.REMOVE}
+    if any(status in RETRYABLE for status in statuses):
+        enabled.add(RowAction.RETRY)
+    return frozenset(enabled)
+
+
+def retry_needs_confirming(statuses: Collection[Status]) -> bool:
+    """Retrying a possibly delivered recipient may send them a second copy: ask first."""
+    return Status.AMBIGUOUS in statuses

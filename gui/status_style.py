@@ -25,6 +25,10 @@ _BASE: Final = {
     "deferred": (230, 159, 0),
     "sending": (0, 114, 178),  # blue
     "connecting": (0, 114, 178),
+    "mail": (0, 114, 178),
+    "rcpt": (0, 114, 178),
+    "data": (0, 114, 178),
+    "end-of-data": (0, 114, 178),
     "resolving": (86, 180, 233),  # sky blue
 }
 #: Keys drawn in the palette's own muted text colour (nothing to worry about, or moot).
@@ -39,6 +43,10 @@ _SHAPE: Final = {
     "deferred": "clock",
     "sending": "play",
     "connecting": "play",
+    "mail": "play",
+    "rcpt": "play",
+    "data": "play",
+    "end-of-data": "play",
     "resolving": "play",
     "queued": "ring",
     "invalid": "slash",

@@ -251,6 +251,15 @@ class ClientSession:
     # ---- inputs from the driver --------------------------------------------------------
 
     @property
+    def awaited(self) -> Transaction | None:
+        """The transaction whose reply the session waits for now (None when it waits for
+        none, e.g. for the greeting): with pipelining, not always the latest one sent."""
+        if self._sent:
+            flight = self._expect[0][1]
+            return flight.txn if flight is not None else None
+        return None
+
+    @property
     def phase(self) -> Phase:
         """The reply or action the session is waiting for (for per-phase timeouts)."""
         if self._sent:

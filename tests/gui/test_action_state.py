@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from gui.state import Action, ActionContext, RunState, enabled_actions, start_blocked
+from core.store import Status
+from gui.state import (
+    BUSY,
+    Action,
+    ActionContext,
+    RowAction,
+    RunState,
+    enabled_actions,
+    retry_fixable_blocked,
+    retry_needs_confirming,
+    row_actions,
+    start_blocked,
+)
 
 A = Action
 
@@ -54,3 +66,52 @@ def test_pause_resume_and_stop_are_never_offered_together_with_start() -> None:
             enabled = enabled_actions(ActionContext(run, sendable, 4, 1))
             assert not (A.START in enabled and enabled & {A.PAUSE, A.RESUME, A.STOP})
             assert not (A.PAUSE in enabled and A.RESUME in enabled)
+
+
+def test_retry_what_may_work_now_needs_an_idle_writable_campaign_with_fixable_rows() -> None:
+    ready = ActionContext(RunState.FINISHED, True, 0, writable=True, fixable=2)
+    assert A.RETRY_FIXABLE in enabled_actions(ready)
+    assert retry_fixable_blocked(ready) is None
+    for run in BUSY:
+        busy = ActionContext(run, True, 3, writable=True, fixable=2)
+        assert A.RETRY_FIXABLE not in enabled_actions(busy)
+        assert "stop it first" in (retry_fixable_blocked(busy) or "")
+    nothing = ActionContext(RunState.FINISHED, True, 0, writable=True, fixable=0)
+    assert A.RETRY_FIXABLE not in enabled_actions(nothing)
+    assert "Nothing to retry" in (retry_fixable_blocked(nothing) or "")
+    read_only = ActionContext(RunState.FINISHED, False, 0, writable=False, fixable=2)
+    assert "read-only" in (retry_fixable_blocked(read_only) or "")
+    assert A.RETRY_FIXABLE not in enabled_actions(ActionContext(fixable=2))
+
+
+S = Status
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ([], set()),
+        ([S.DELIVERED], {RowAction.REMOVE}),
+        ([S.INVALID, S.QUEUED], {RowAction.REMOVE}),
+        ([S.DELIVERED, S.BOUNCED], {RowAction.RETRY, RowAction.REMOVE}),
+        ([S.DEFERRED], {RowAction.RETRY, RowAction.REMOVE}),
+        ([S.EXPIRED], {RowAction.RETRY, RowAction.REMOVE}),
+        ([S.AMBIGUOUS], {RowAction.RETRY, RowAction.REMOVE}),
+    ],
+)
+def test_row_actions_when_idle(statuses: list[Status], expected: set[RowAction]) -> None:
+    idle = ActionContext(RunState.READY, True, 3, writable=True)
+    assert row_actions(idle, statuses) == expected
+
+
+def test_row_actions_are_never_offered_while_sending_or_read_only() -> None:
+    statuses = [S.BOUNCED, S.DELIVERED]
+    for run in (*BUSY, RunState.NO_CAMPAIGN):
+        assert row_actions(ActionContext(run, True, 3, writable=True), statuses) == frozenset()
+    read_only = ActionContext(RunState.FINISHED, False, 0, writable=False)
+    assert row_actions(read_only, statuses) == frozenset()
+
+
+def test_only_a_possibly_delivered_row_asks_before_retrying() -> None:
+    assert retry_needs_confirming([S.BOUNCED, S.AMBIGUOUS])
+    assert not retry_needs_confirming([S.BOUNCED, S.EXPIRED, S.DEFERRED])

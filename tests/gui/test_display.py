@@ -53,6 +53,13 @@ def test_phase_words_and_help() -> None:
     assert phase_text(row(status=Status.AMBIGUOUS, phase="")) == "possibly delivered"
     assert "not sent again" in phase_help(row(status=Status.AMBIGUOUS, phase=""))
     assert phase_text(row(phase="resolving", next_attempt_at=None)) == "looking up MX"
+    # The SMTP step a conversation waits on (the engine's smtp_phases).
+    waiting_on_rcpt = row(phase="rcpt", next_attempt_at=None)
+    assert phase_text(waiting_on_rcpt) == "sending: RCPT TO"
+    assert "RCPT TO" in phase_help(waiting_on_rcpt)
+    awaiting_reply = row(phase="end-of-data", next_attempt_at=None)
+    assert phase_text(awaiting_reply) == "sent: awaiting reply"
+    assert "can take minutes" in phase_help(awaiting_reply)
 
 
 def test_result_text() -> None:

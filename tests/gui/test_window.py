@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QModelIndex
+from PySide6.QtCore import QItemSelectionModel, QModelIndex
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from pytestqt.qtbot import QtBot
 
@@ -21,7 +21,7 @@ from gui.loop import EngineEventLoop, ErrorReporter
 from gui.main_window import MainWindow, WindowOptions
 from gui.recipients_model import Column
 from gui.rows import RecipientRow
-from gui.sandbox import BANNER, expected_outcome
+from gui.sandbox import BANNER, create_sample_campaign, expected_outcome
 from gui.state import Action, RunState
 
 RUN_TIMEOUT_MS = 30_000
@@ -260,3 +260,171 @@ def test_opening_another_campaign_closes_the_previous_one(window: MainWindow, qt
     qtbot.waitUntil(lambda: "closed" in repr(first.store), timeout=5000)
     with CampaignStore.open(first.path)[0]:  # its lock is released
         pass
+
+
+class Answers:
+    """The window's confirm function: records each question, gives a set answer."""
+
+    def __init__(self) -> None:
+        self.answer = True
+        self.asked: list[str] = []
+
+    def __call__(self, title: str, text: str) -> bool:
+        self.asked.append(f"{title}: {text}")
+        return self.answer
+
+
+def crafted_campaign(folder: Path) -> tuple[Path, dict[str, int]]:
+    """The sample campaign in which three recipients already failed before the window
+    opens it: a bounce the server blamed on the sender, an expiry, and a possibly
+    delivered message (what a run cut short leaves)."""
+    path = create_sample_campaign(folder).path
+    with CampaignStore.open(path)[0] as store:
+        ids = {state.email: state.id for state in store.states()}
+        for email, change in {
+            "ada@plain.test": dict(
+                status=Status.BOUNCED,
+                code=554,
+                enhanced="5.7.1",
+                text="sending IP blocklisted",
+                fault="sender",
+                attempts=1,
+            ),
+            "alan@plain.test": dict(
+                status=Status.EXPIRED, code=451, enhanced="4.4.1", text="try later", attempts=3
+            ),
+            "zoe@plain.test": dict(
+                status=Status.AMBIGUOUS, reason="possibly delivered", attempts=1
+            ),
+        }.items():
+            store.record(store.get(ids[email]).to_update(**change))
+        store.flush()
+    return path, ids
+
+
+def select(window: MainWindow, *ids: int) -> None:
+    panel = window.recipients
+    panel.table.clearSelection()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for recipient_id in ids:
+        position = window.model.book.position(recipient_id)
+        assert position is not None
+        index = panel.proxy.mapFromSource(window.model.index(position, Column.EMAIL))
+        panel.table.selectionModel().select(index, flags)
+    assert sorted(panel.selected_ids()) == sorted(ids)
+
+
+def test_retry_what_may_work_now_requeues_the_fixable_rows_and_start_sends_them(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    path, ids = crafted_campaign(tmp_path / "data")
+    answers = Answers()
+    window.confirm = answers
+    assert window.open_file(path)
+    retry = window.action_for[Action.RETRY_FIXABLE]
+    panel = window.recipients
+    assert retry.isEnabled()
+    assert "blamed on the sender" in retry.toolTip() and "not retried" in retry.toolTip()
+
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
+    # Nothing changes the rows while the engine holds them.
+    assert not retry.isEnabled() and "stop it first" in retry.toolTip()
+    select(window, ids["ada@plain.test"], ids["nobody@bounce.test"])
+    assert not panel.retry_action.isEnabled() and not panel.remove_action.isEnabled()
+    assert window.retry_fixable() is None and window.remove_selected() is None
+    assert answers.asked == []
+    qtbot.waitUntil(lambda: run_state(window) is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+
+    session = window.session
+    assert session is not None
+    rows = by_email(window)
+    assert rows["ada@plain.test"].status is Status.BOUNCED
+    assert rows["nobody@bounce.test"].status is Status.BOUNCED  # 550 5.1.1: its own fault
+    fixable = [ids["ada@plain.test"], ids["alan@plain.test"]]
+    assert session.store.fixable_ids() == fixable
+    assert retry.isEnabled() and Action.START not in enabled(window)
+
+    answers.answer = False
+    assert window.retry_fixable() is None
+    assert "2 recipient(s)" in answers.asked[-1]
+    assert by_email(window)["ada@plain.test"].status is Status.BOUNCED
+
+    answers.answer = True
+    retry.trigger()
+    rows = by_email(window)
+    assert rows["ada@plain.test"].status is Status.QUEUED
+    assert rows["alan@plain.test"].status is Status.QUEUED
+    assert rows["nobody@bounce.test"].status is Status.BOUNCED
+    assert rows["zoe@plain.test"].status is Status.AMBIGUOUS  # never retried unasked
+    assert session.store.fixable_ids() == []
+    assert not retry.isEnabled() and Action.START in enabled(window)
+    assert run_state(window) is RunState.READY
+    strip = window.summary.tally
+    assert (strip.total, strip.final) == (24, 22)
+    assert "2 recipient(s) queued" in window.log.toPlainText()
+
+    window.start()
+    qtbot.waitUntil(lambda: run_state(window) is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+    rows = by_email(window)
+    assert rows["ada@plain.test"].status is Status.DELIVERED
+    assert rows["alan@plain.test"].status is Status.DELIVERED
+    assert window.summary.tally.final == 24
+    assert window.summary.tally.by_key["delivered"] == 18 - 1  # zoe is still possibly delivered
+
+
+def test_retry_and_remove_from_the_context_menu(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    path, ids = crafted_campaign(tmp_path / "data")
+    answers = Answers()
+    window.confirm = answers
+    assert window.open_file(path)
+    panel = window.recipients
+
+    # A row that was never tried cannot be retried, but can be removed.
+    select(window, ids["grace@grey.test"])
+    assert not panel.retry_action.isEnabled() and panel.remove_action.isEnabled()
+
+    # A possibly delivered row: the user is told a second copy may arrive.
+    select(window, ids["zoe@plain.test"], ids["grace@grey.test"])
+    # Right-clicking one of the selected rows keeps the whole selection for the menu.
+    zoe = window.model.book.position(ids["zoe@plain.test"])
+    assert zoe is not None
+    index = panel.proxy.mapFromSource(window.model.index(zoe, Column.EMAIL))
+    panel._context_menu(panel.table.visualRect(index).center())
+    assert len(panel.selected_ids()) == 2
+    assert panel.retry_action.isEnabled()
+    answers.answer = False
+    panel.retry_action.trigger()
+    assert "second copy may arrive" in answers.asked[-1]
+    assert by_email(window)["zoe@plain.test"].status is Status.AMBIGUOUS
+    answers.answer = True
+    panel.retry_action.trigger()
+    assert by_email(window)["zoe@plain.test"].status is Status.QUEUED
+    assert by_email(window)["grace@grey.test"].status is Status.QUEUED
+
+    # A plain bounce is retried without a question.
+    asked = len(answers.asked)
+    select(window, ids["ada@plain.test"])
+    assert window.retry_selected() == 1
+    assert len(answers.asked) == asked
+    assert by_email(window)["ada@plain.test"].status is Status.QUEUED
+
+    # Remove: confirmed with the count; gone from the table and the file.
+    select(window, ids["alan@plain.test"], ids["not-an-address"])
+    answers.answer = False
+    panel.remove_action.trigger()
+    assert "Remove 2 recipient(s)" in answers.asked[-1]
+    assert window.model.rowCount() == 24
+    answers.answer = True
+    panel.remove_action.trigger()
+    assert window.model.rowCount() == 22
+    assert {"alan@plain.test", "not-an-address"}.isdisjoint(by_email(window))
+    assert window.summary.tally.total == 22
+    session = window.session
+    assert session is not None
+    assert sum(session.store.counts().values()) == 22
+    assert session.store.fixable_ids() == []  # alan's expiry went with him
+    assert "2 recipient(s) removed" in window.log.toPlainText()
+    assert not panel.remove_action.isEnabled()  # nothing selected any more

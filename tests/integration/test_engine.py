@@ -22,11 +22,12 @@ from core.events import (
     DestinationPaused,
     Event,
     EventBus,
+    PhaseChanged,
     RecipientFinal,
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.lab import Behaviour, Fault, Stage, TLSMode, unknown_users
+from core.lab import Act, Behaviour, Fault, Hostile, Stage, TLSMode, unknown_users
 from core.lab.world import LabWorld, sandbox_world
 from core.retry import RetryPolicy
 from core.smtp import Body, TLSPolicy, Transaction
@@ -472,3 +473,63 @@ async def test_a_domain_that_moves_its_mx_is_followed_on_retry(tmp_path: Path) -
     assert summary.counts == {Status.DELIVERED: 1}
     assert [m.recipients for m in moved] == [("a@move.test",)]
     store.close()
+
+
+class PublishedEvents(EventBus):
+    """Every event as published, before the bus coalesces a recipient's phases."""
+
+    def __init__(self) -> None:
+        super().__init__(interval=0.05)
+        self.published: list[Event] = []
+
+    def publish(self, event: Event) -> None:
+        self.published.append(event)
+        super().publish(event)
+
+
+def smtp_steps(bus: PublishedEvents, recipient_id: int) -> list[str]:
+    steps = ("mail", "rcpt", "data", "end-of-data")
+    return [
+        e.phase
+        for e in bus.published
+        if isinstance(e, PhaseChanged) and e.recipient_id == recipient_id and e.phase in steps
+    ]
+
+
+@pytest.mark.parametrize("smtp_phases", [True, False])
+async def test_smtp_phases_are_published_per_recipient_only_when_asked(
+    tmp_path: Path, smtp_phases: bool
+) -> None:
+    addresses = [f"p{n}@plain.test" for n in range(6)]
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, addresses)
+        bus = PublishedEvents()
+        cfg = dataclasses.replace(config(world), smtp_phases=smtp_phases)
+        summary = await asyncio.wait_for(Engine(store, cfg, bus).run(), 60)
+        store.close()
+    assert summary.counts[Status.DELIVERED] == 6
+    for recipient_id in range(1, 7):
+        # A step is shown when the conversation waits on it; a fast server's pipelined
+        # replies leave only the end of data, announced when its marker goes out.
+        expected = ["end-of-data"] if smtp_phases else []
+        assert smtp_steps(bus, recipient_id)[-1:] == expected
+
+
+async def test_a_server_slow_to_answer_rcpt_shows_its_recipients_at_rcpt(
+    tmp_path: Path,
+) -> None:
+    behaviour = Behaviour(
+        hostname="mx.slow.test", hostile=(Hostile(Stage.RCPT, Act.DRIP),), drip_interval=0.002
+    )
+    world = LabWorld().host("mx.slow.test", behaviour).domain("slow.test", "mx.slow.test")
+    async with world:
+        store = campaign(tmp_path, [f"s{n}@slow.test" for n in range(3)])
+        bus = PublishedEvents()
+        cfg = dataclasses.replace(config(world), smtp_phases=True)
+        summary = await asyncio.wait_for(Engine(store, cfg, bus).run(), 60)
+        store.close()
+    assert summary.counts[Status.DELIVERED] == 3
+    for recipient_id in range(1, 4):
+        steps = smtp_steps(bus, recipient_id)
+        assert "rcpt" in steps and steps[-1] == "end-of-data", steps
+        assert steps.index("rcpt") < steps.index("end-of-data")
