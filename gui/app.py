@@ -28,6 +28,7 @@ from gui.loop import EngineEventLoop, ErrorReporter, binding_problem, make_loop
 from gui.main_window import MainWindow, WindowOptions
 from gui.qt_log import route_qt_messages
 from gui.sandbox import DEMO_GREYLIST_SECONDS
+from gui.settings_model import SETTINGS_FILE
 from gui.smoke import run_smoke
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -43,8 +44,9 @@ def build_parser(prog: str = "mxmailer-gui") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="The MX Mailer window: open a campaign, send it and watch every "
-        "recipient live. For now it sends sandbox campaigns only, to a lab on this "
-        "computer; real campaigns are sent with `mxmailer send`.",
+        "recipient live. Sandbox campaigns go to a lab on this computer; a campaign "
+        "file made with `mxmailer send --state` is sent for real only once Settings "
+        "choose real delivery, and Start asks first.",
     )
     parser.add_argument("--version", action="version", version=f"mxmailer-gui {__version__}")
     parser.add_argument("campaign", nargs="?", type=Path, help="a campaign file (.mxm) to open")
@@ -108,7 +110,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "mxmailer-gui") -> in
     reporter = ErrorReporter()
     with _data_dir(args.data_dir, smoke) as data_dir, _excepthook(reporter):
         loop = make_loop(app, reporter)
-        window = MainWindow(WindowOptions(data_dir, greylist), reporter)
+        settings_file = None if smoke or args.data_dir else _settings_file()
+        window = MainWindow(WindowOptions(data_dir, greylist, settings_file), reporter)
         with loop:
             code: int = loop.run_until_complete(
                 _run(window, loop, args.campaign, smoke, args.timeout)
@@ -173,6 +176,12 @@ def _data_dir(chosen: Path | None, smoke: bool) -> Iterator[Path]:
     else:
         location = QStandardPaths.StandardLocation.AppLocalDataLocation
         yield Path(QStandardPaths.writableLocation(location)) / "sandbox"
+
+
+def _settings_file() -> Path:
+    """The app's settings, in the user's data folder (next to the sandbox folder)."""
+    location = QStandardPaths.StandardLocation.AppLocalDataLocation
+    return Path(QStandardPaths.writableLocation(location)) / SETTINGS_FILE
 
 
 @contextlib.contextmanager

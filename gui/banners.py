@@ -56,6 +56,13 @@ class Banner(QFrame):
     def text(self) -> str:
         return self.label.text()
 
+    def show_kind(self, kind: Kind, text: str) -> None:
+        """Show ``text`` in ``kind``'s colour (the mode banner changes with the mode)."""
+        if kind is not self.kind:
+            self.kind = kind
+            self.update()
+        self.show_text(text)
+
     def show_text(self, text: str) -> None:
         self.label.setText(text)
         self.show()

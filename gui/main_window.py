@@ -51,11 +51,20 @@ from gui.rows import RecipientBook, RecipientRow, load_rows
 from gui.sandbox import (
     BANNER,
     DEMO_GREYLIST_SECONDS,
+    REAL_BANNER,
     SampleCampaign,
     SandboxError,
     create_sample_campaign,
 )
-from gui.session import CampaignSession
+from gui.session import CampaignSession, ConfigFactory
+from gui.settings_dialog import SettingsDialog
+from gui.settings_model import (
+    SETTINGS_FILE,
+    AppSettings,
+    load_settings,
+    real_engine_config,
+    save_settings,
+)
 from gui.state import (
     BUSY,
     Action,
@@ -83,6 +92,14 @@ class WindowOptions:
     #: Where new sandbox campaign files are made.
     data_dir: Path
     greylist_seconds: int = DEMO_GREYLIST_SECONDS
+    #: The app's settings file (default: settings.json in ``data_dir``).
+    settings_file: Path | None = None
+    #: The engine configuration of a real run (tests point it at a lab).
+    config_factory: ConfigFactory = real_engine_config
+
+    @property
+    def settings_path(self) -> Path:
+        return self.settings_file or self.data_dir / SETTINGS_FILE
 
 
 class MainWindow(QMainWindow):
@@ -102,6 +119,10 @@ class MainWindow(QMainWindow):
         #: Asks before the campaign file is changed (only ever from plain slots).
         self.confirm: Confirm = confirm if confirm is not None else self._ask
         self.reporter = reporter
+        #: The app's settings (sandbox unless the user chose and acknowledged otherwise).
+        self.settings: AppSettings = load_settings(options.settings_path)
+        #: The settings dialog while it is open (one at a time).
+        self.settings_dialog: SettingsDialog | None = None
         self.session: CampaignSession | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._close_requests = 0
@@ -208,6 +229,14 @@ class MainWindow(QMainWindow):
         for kind in (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES):
             file_menu.addAction(actions[kind])
         file_menu.addSeparator()
+        self.settings_action = QAction("Se&ttings…", self)
+        self.settings_action.setShortcut(QKeySequence.StandardKey.Preferences)
+        self.settings_action.setStatusTip(
+            "Sender, HELO name, limits, retries, DKIM, List-Unsubscribe, and where mail goes"
+        )
+        self.settings_action.triggered.connect(self.open_settings)
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
         self.quit_action = QAction("&Quit", self)
         self.quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         self.quit_action.triggered.connect(self.close)
@@ -262,8 +291,8 @@ class MainWindow(QMainWindow):
             return
         try:
             sample = create_sample_campaign(self.options.data_dir)
-            session = CampaignSession.open(
-                sample.path, reporter=self.reporter, greylist_seconds=self.options.greylist_seconds
+            session = self._open_session(
+                sample.path
             )
         except (OSError, StoreError, RecipientsError, TemplateError, SandboxError) as error:
             self._problem(f"The sandbox campaign could not be made: {error}")
@@ -359,14 +388,23 @@ class MainWindow(QMainWindow):
         if self._busy():
             return False
         try:
-            session = CampaignSession.open(
-                path, reporter=self.reporter, greylist_seconds=self.options.greylist_seconds
+            session = self._open_session(
+                path
             )
         except (OSError, StoreError) as error:
             self._problem(f"{path} could not be opened: {error}")
             return False
         self._attach(session)
         return True
+
+    def _open_session(self, path: Path) -> CampaignSession:
+        return CampaignSession.open(
+            path,
+            reporter=self.reporter,
+            greylist_seconds=self.options.greylist_seconds,
+            settings=lambda: self.settings,
+            config_factory=self.options.config_factory,
+        )
 
     def _attach(self, session: CampaignSession) -> None:
         self._detach()
@@ -376,7 +414,6 @@ class MainWindow(QMainWindow):
         session.changed.connect(self._refresh)
         session.run_ended.connect(self._run_ended)
         session.note.connect(self.log.add)
-        self.sandbox_banner.setVisible(session.sandboxed)
         self.problem_banner.hide()
         self.error_banner.hide()
         self.transcript.show_recipient(None, None)
@@ -398,9 +435,9 @@ class MainWindow(QMainWindow):
                 f"{session.recovery.ambiguous} recipient(s) possibly delivered before the "
                 "last run was interrupted are not sent again (shown as possibly delivered)"
             )
-        if not session.sendable:
-            blocked = "read-only" if session.store.read_only else "not a sandbox campaign"
-            self.log.add(f"view only ({blocked}): sending for real is not in the window yet")
+        blocked = session.send_blocked()
+        if blocked is not None:
+            self.log.add(f"view only: {blocked}")
         self.clock.start()
         self._refresh()
 
@@ -419,10 +456,49 @@ class MainWindow(QMainWindow):
     # ---- the run ------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self.session is not None:
-            self.problem_banner.hide()
-            self.error_banner.hide()
-            self.session.start()
+        """Start sending; a real campaign only once the user agrees to the count."""
+        session = self.session
+        if session is None or not self.action_for[Action.START].isEnabled():
+            return
+        if session.real:
+            question = real_question(session.unfinished, session.store.sender)
+            if not self.confirm("Real delivery", question):
+                self.log.add("real delivery not started: the user said no")
+                return
+        self.problem_banner.hide()
+        self.error_banner.hide()
+        session.start()
+
+    # ---- settings (a plain slot: the dialog is window-modal, not blocking) -------------
+
+    def open_settings(self) -> SettingsDialog:
+        """Open the Settings dialog; once accepted, the settings are saved and used."""
+        if self.settings_dialog is not None:
+            self.settings_dialog.raise_()
+            return self.settings_dialog
+        dialog = SettingsDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.settings()))
+        dialog.finished.connect(self._settings_dialog_closed)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _settings_dialog_closed(self) -> None:
+        self.settings_dialog = None
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Save ``settings`` and use them from now on (the next Start)."""
+        try:
+            save_settings(self.options.settings_path, settings)
+        except OSError as error:
+            self._problem(f"The settings could not be saved: {error}")
+            return
+        self.settings = settings
+        mode = "real delivery" if settings.real else "sandbox"
+        self.log.add(f"settings saved to {self.options.settings_path} (delivery: {mode})")
+        self._refresh()
 
     def pause(self) -> None:
         if self.session is not None:
@@ -685,16 +761,31 @@ class MainWindow(QMainWindow):
     def _refresh(self) -> None:
         context = self.context()
         apply_context(self.action_for, context)
+        self.settings_action.setEnabled(not self._busy())
         self.recipients.update_row_actions()
         session = self.session
+        self._show_mode(session)
         if session is None:
             self.setWindowTitle(TITLE)
             self.state_label.setText("No campaign open")
             return
-        mode = " [sandbox]" if session.sandboxed else ""
+        mode = " [sandbox]" if session.sandboxed else " [REAL DELIVERY]"
         self.setWindowTitle(f"{session.path.name}{mode} — {TITLE}")
         self.state_label.setText(f"{session.path.name}: {context.run.value}")
         self._show_counts()
+
+    def _show_mode(self, session: CampaignSession | None) -> None:
+        """The mode banner: the sandbox's notice, or real delivery's warning."""
+        if session is None:
+            self.sandbox_banner.hide()
+        elif session.sandboxed:
+            self.sandbox_banner.show_kind(Kind.INFO, BANNER)
+        else:
+            blocked = session.send_blocked()
+            text = REAL_BANNER.format(sender=session.store.sender or "<>")
+            if blocked is not None:
+                text = f"{text}. Not sendable now: {blocked}"
+            self.sandbox_banner.show_kind(Kind.WARNING, text)
 
     def _show_counts(self) -> None:
         session = self.session
@@ -769,6 +860,15 @@ class MainWindow(QMainWindow):
             self._shut = True
             self.close()
             self.closed.emit()
+
+
+def real_question(count: int, sender: str) -> str:
+    """The confirmation asked before a real campaign starts."""
+    return (
+        f"Send {count:,} message{'s' if count != 1 else ''} from {sender or '<>'} to real "
+        "recipients?\n\nThey go to the recipients' own mail servers and cannot be "
+        "called back."
+    )
 
 
 def dropped_csv(mime: QMimeData) -> Path | None:

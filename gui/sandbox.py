@@ -6,9 +6,10 @@ at an in-process lab (``core.lab.world.sandbox_world``) with timeouts short enou
 the tarpit fails over within seconds. It never imports Qt, so it is tested like core.
 
 Safety: a campaign made here carries ``settings["sandbox"] = True``; the window sends
-only such campaigns, and only to the lab's nameserver and port on 127.0.0.x. No
-setting anywhere points it at the real DNS: sending for real is not part of the window
-yet, so the sandbox cannot be left by accident.
+such campaigns only to the lab's nameserver and port on 127.0.0.x, whatever the
+settings say. Only a campaign file made elsewhere (``mxmailer send --state``), with real
+delivery chosen and acknowledged in the settings, is sent for real
+(:mod:`gui.settings_model`), so the sandbox cannot be left by accident.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from core.store import CampaignStore, NewRecipient
 
 #: The text of the banner shown while a sandbox campaign is open.
 BANNER: Final = "Sandbox: nothing leaves this computer — mail goes to a lab on 127.0.0.x"
+#: The banner's text while a real campaign is open ({sender}: the campaign's sender).
+REAL_BANNER: Final = (
+    "Real delivery: mail goes to recipients' servers — this campaign sends from {sender} "
+    "to real mailboxes, after you confirm the count"
+)
 #: The campaign setting that marks a campaign file as made for the lab.
 SANDBOX_SETTING: Final = "sandbox"
 SENDER: Final = "demo@sender.test"

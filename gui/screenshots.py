@@ -1,9 +1,9 @@
 """``python -m gui.screenshots``: pictures of the window for the docs, made offscreen.
 
 Runs the sandbox demo in the real window (real lab, real engine, the demo's greylisting)
-and saves PNGs into docs/screenshots/: the empty window, the Import dialog on the sample
-list, the run in progress with greylisting countdowns, and the finished campaign. A
-script, not a test: it waits on the clock where a test would wait on a signal.
+and saves PNGs into docs/screenshots/: the empty window, the Settings dialog, the Import
+dialog on the sample list, the run in progress with greylisting countdowns, and the
+finished campaign. A script, not a test: it waits on the clock where a test would wait on a signal.
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ async def capture(
         return saved
     if not import_only:
         shot("welcome.png")
+        saved.append(await _settings_dialog(window, output, suffix))
 
     dialog = window.import_csv(SAMPLE_RECIPIENTS)
     assert dialog is not None
@@ -129,6 +130,23 @@ async def capture(
     shot("finished.png")
     window.close()
     return saved
+
+
+async def _settings_dialog(window: MainWindow, output: Path, suffix: str) -> Path:
+    """Picture the Settings dialog with real delivery chosen but not yet acknowledged
+    (its inline error shown, OK disabled); the dialog is closed unsaved."""
+    dialog = window.open_settings()
+    dialog.sender_edit.setText("news@example.com")
+    dialog.helo.setText("mail.example.com")
+    dialog.real_choice.setChecked(True)
+    dialog.adjustSize()
+    await asyncio.sleep(0.3)
+    QApplication.processEvents()
+    path = output / f"settings-dialog{suffix}.png"
+    if not dialog.grab().save(str(path)):
+        raise OSError(f"could not save {path}")
+    dialog.reject()
+    return path
 
 
 async def _message_editor(window: MainWindow, output: Path, suffix: str) -> Path:

@@ -3,7 +3,10 @@
 Owns the run's life cycle (start, pause, resume, stop, abort, close) and its
 :class:`gui.state.RunState`. The engine publishes on this session's
 :class:`core.events.EventBus`; the window subscribes to it. Only a campaign made for the
-sandbox is ever sent, and only to the lab: there is no other engine configuration here.
+sandbox is sent only to the lab, whatever the settings say. A campaign not made in the
+sandbox is sent for real only when the app's settings choose real delivery (see
+:func:`gui.settings_model.real_blocked`); its engine configuration comes from an
+injectable factory, so tests point it at a lab too.
 """
 
 from __future__ import annotations
@@ -11,18 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from core.engine import Engine
+from core.engine import Engine, EngineConfig
 from core.events import Counters, Event, EventBus
 from core.store import CampaignStore, RecoveryReport, Status, StoreError
 from gui.loop import ErrorReporter, spawn
 from gui.message_form import UNSENT
 from gui.sandbox import SandboxLab, is_sandbox
+from gui.settings_model import AppSettings, campaign_settings, real_blocked, real_engine_config
 from gui.state import BUSY, ActionContext, RunState
+
+#: The engine configuration of a real run, from the app's settings.
+ConfigFactory = Callable[[AppSettings], EngineConfig]
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +51,16 @@ class CampaignSession(QObject):
         lab: SandboxLab | None,
         reporter: ErrorReporter,
         recovery: RecoveryReport | None = None,
+        settings: Callable[[], AppSettings] = AppSettings,
+        config_factory: ConfigFactory = real_engine_config,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.store = store
         self.lab = lab
+        #: The app's settings as they are now (asked at every check and every Start).
+        self.settings = settings
+        self.config_factory = config_factory
         self.recovery = recovery
         self.reporter = reporter
         self.bus = EventBus()
@@ -64,11 +76,20 @@ class CampaignSession(QObject):
         self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
         #: Sending was started (in this session, or in one that was cut short).
         self.started = recovery is not None and recovery.ambiguous > 0
+        self.fresh_at_start = False
         self._task: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[None] | None = None
 
     @classmethod
-    def open(cls, path: Path, *, reporter: ErrorReporter, greylist_seconds: int) -> CampaignSession:
+    def open(
+        cls,
+        path: Path,
+        *,
+        reporter: ErrorReporter,
+        greylist_seconds: int,
+        settings: Callable[[], AppSettings] = AppSettings,
+        config_factory: ConfigFactory = real_engine_config,
+    ) -> CampaignSession:
         """Open a campaign file: writable (locked against a second MX Mailer, recovered
         after a crash), or read-only to view and export when it cannot be written."""
         try:
@@ -78,7 +99,14 @@ class CampaignSession(QObject):
                 raise
             store, recovery = CampaignStore.open(path, read_only=True)
         lab = SandboxLab(greylist_seconds=greylist_seconds) if is_sandbox(store) else None
-        return cls(store, lab=lab, reporter=reporter, recovery=recovery)
+        return cls(
+            store,
+            lab=lab,
+            reporter=reporter,
+            recovery=recovery,
+            settings=settings,
+            config_factory=config_factory,
+        )
 
     # ---- what the window asks -----------------------------------------------------------
 
@@ -91,9 +119,24 @@ class CampaignSession(QObject):
         return self.lab is not None
 
     @property
+    def real(self) -> bool:
+        """Not made in the sandbox: if it is sent, it goes to the recipients' servers."""
+        return self.lab is None
+
+    def send_blocked(self) -> str | None:
+        """Why the window may not send it (read-only; a real campaign the settings do
+        not allow); None when it may."""
+        if self.store.read_only:
+            return "This campaign file is open read-only: it can be viewed and exported."
+        if self.lab is not None:
+            return None
+        return real_blocked(self.settings(), self.store.sender)
+
+    @property
     def sendable(self) -> bool:
-        """The window may send it: made for the sandbox, and writable."""
-        return self.lab is not None and not self.store.read_only
+        """The window may send it: a writable sandbox campaign (to the lab), or a
+        writable real campaign that the settings allow to be sent for real."""
+        return self.send_blocked() is None
 
     @property
     def total(self) -> int:
@@ -112,6 +155,8 @@ class CampaignSession(QObject):
             fresh=self.fresh,
             writable=not self.store.read_only,
             fixable=self.fixable,
+            real=self.real,
+            send_blocked=self.send_blocked() or "",
         )
 
     @property
@@ -127,6 +172,8 @@ class CampaignSession(QObject):
         """Start (or resume after a stop) sending, in a task on the running loop."""
         if self.run_state in BUSY or not self.sendable:
             return
+        # Nothing was sent before this run: its message settings may still change.
+        self.fresh_at_start = self.fresh
         self.started = True
         self._set_state(RunState.STARTING)
         self._ended = asyncio.get_running_loop().create_future()
@@ -206,12 +253,14 @@ class CampaignSession(QObject):
     async def _run(self) -> None:
         failure = ""
         try:
-            if self.lab is None:  # unreachable through the actions; belt and braces
-                raise RuntimeError("only sandbox campaigns are sent from the window")
-            failure = await self._start_lab(self.lab)
-            if failure or self.run_state is RunState.STOPPING:
-                return
-            self.engine = Engine(self.store, self.lab.engine_config(), self.bus)
+            if self.lab is not None:  # a sandbox campaign goes to the lab, always
+                failure = await self._start_lab(self.lab)
+                if failure or self.run_state is RunState.STOPPING:
+                    return
+                config = self.lab.engine_config()
+            else:
+                config = self._real_config()
+            self.engine = Engine(self.store, config, self.bus)
             self._set_state(RunState.RUNNING)
             await self.engine.run()
         except StoreError as error:
@@ -230,6 +279,23 @@ class CampaignSession(QObject):
             if self._ended is not None and not self._ended.done():
                 self._ended.set_result(None)
             self.run_ended.emit(failure)
+
+    def _real_config(self) -> EngineConfig:
+        """The settings' configuration for a real run, checked again now (belt and
+        braces: Start is disabled otherwise); a fresh campaign takes the settings'
+        HELO, DKIM and List-Unsubscribe into its file first."""
+        settings = self.settings()
+        blocked = real_blocked(settings, self.store.sender)
+        if blocked is not None:
+            raise RuntimeError(blocked)
+        if self.fresh_at_start:
+            self.store.set_settings(campaign_settings(self.store.settings, settings))
+        config = self.config_factory(settings)
+        self.note.emit(
+            f"real delivery: {self.unfinished} recipient(s) from {self.store.sender}, "
+            f"HELO {config.helo}"
+        )
+        return config
 
     async def _start_lab(self, lab: SandboxLab) -> str:
         """Start the lab if it is not running; why it could not, or ""."""

@@ -52,8 +52,8 @@ BUSY = frozenset({RunState.STARTING, RunState.RUNNING, RunState.PAUSED, RunState
 @dataclass(frozen=True, slots=True)
 class ActionContext:
     run: RunState = RunState.NO_CAMPAIGN
-    #: The window may send this campaign: it was made for the lab (sandbox), and is
-    #: open for writing. Real sending is not part of the window yet.
+    #: The window may send this campaign: it is open for writing, and it was made for
+    #: the lab (sandbox), or it is a real campaign the settings allow to be sent.
     sendable: bool = False
     #: Recipients without a final status.
     unfinished: int = 0
@@ -67,6 +67,10 @@ class ActionContext:
     #: (:meth:`core.store.CampaignStore.fixable_ids`), as of the last time no run held
     #: the file.
     fixable: int = 0
+    #: A real campaign (not made in the sandbox): sent to the recipients' servers.
+    real: bool = False
+    #: Why it may not be sent, when it may not (``sendable`` is False).
+    send_blocked: str = ""
 
 
 def enabled_actions(context: ActionContext) -> frozenset[Action]:
@@ -101,9 +105,9 @@ def start_blocked(context: ActionContext) -> str | None:
     if run in BUSY:
         return "The campaign is already sending."
     if not context.sendable:
-        return (
-            "This campaign file was not made in the sandbox. Sending for real is not "
-            "available in the window yet: use `mxmailer send --state FILE`."
+        return context.send_blocked or (
+            "This campaign file was not made in the sandbox, and Settings do not "
+            "choose real delivery."
         )
     if context.unfinished == 0 or run is RunState.FINISHED:
         return "Every recipient has a final status: there is nothing left to send."
@@ -115,7 +119,7 @@ def edit_blocked(context: ActionContext) -> str | None:
     run = context.run
     if run is RunState.NO_CAMPAIGN:
         return "Open a sandbox campaign first."
-    if not context.sendable:
+    if not context.sendable or context.real:
         return "Only a sandbox campaign's message can be edited in the window."
     if run in BUSY or not context.fresh:
         return (

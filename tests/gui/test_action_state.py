@@ -56,7 +56,7 @@ def test_start_says_why_it_is_disabled() -> None:
     assert "sandbox" in (start_blocked(ActionContext()) or "")
     assert "already sending" in (start_blocked(ActionContext(RunState.RUNNING, True, 3)) or "")
     not_sandbox = start_blocked(ActionContext(RunState.READY, False, 3)) or ""
-    assert "not made in the sandbox" in not_sandbox and "mxmailer send" in not_sandbox
+    assert "not made in the sandbox" in not_sandbox and "Settings" in not_sandbox
     assert "nothing left" in (start_blocked(ActionContext(RunState.READY, True, 0)) or "")
 
 
