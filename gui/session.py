@@ -260,6 +260,8 @@ class CampaignSession(QObject):
                 config = self.lab.engine_config()
             else:
                 config = self._real_config()
+            if self.run_state is not RunState.STARTING:
+                return  # Stop (or closing the window) came before the engine existed
             self.engine = Engine(self.store, config, self.bus)
             self._set_state(RunState.RUNNING)
             await self.engine.run()

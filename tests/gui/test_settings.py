@@ -416,3 +416,27 @@ def test_a_real_campaign_runs_end_to_end_against_the_lab(
     assert all(b"DKIM-Signature:" in message.data for message in messages)
     assert all(b"List-Unsubscribe:" in message.data for message in messages)
     assert session.store.settings["helo"] == "mail.sender.test"
+
+
+def test_stop_pressed_before_the_engine_exists_sends_nothing(
+    window: MainWindow,
+    lab: LabWorld,
+    tmp_path: Path,
+    qtbot: QtBot,
+    recorder: Recorder,
+    answers: list[bool],
+) -> None:
+    """Start schedules the run; Stop (enabled while starting) must win over it."""
+    recorder.factory = lab_factory(lab)
+    answers.append(True)
+    window.apply_settings(dataclasses.replace(REAL, greylist_retry=2.0))
+    assert window.open_file(real_campaign(tmp_path / "real.mxm", ["ada@plain.test"]))
+    window.start()
+    assert window.context().run is RunState.STARTING
+    window.stop()
+    qtbot.waitUntil(
+        lambda: window.context().run
+        not in (RunState.STARTING, RunState.STOPPING, RunState.RUNNING),
+        timeout=RUN_TIMEOUT_MS,
+    )
+    assert lab.delivered_to() == []
