@@ -102,11 +102,11 @@ class ImportDialog(QDialog):
 
         self.file_label = QLabel()
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        choose = QPushButton("Choose another file…")
-        choose.clicked.connect(self._choose_file)
+        self.choose_button = QPushButton("Choose another file…")
+        self.choose_button.clicked.connect(self._choose_file)
         file_row = QHBoxLayout()
         file_row.addWidget(self.file_label, 1)
-        file_row.addWidget(choose)
+        file_row.addWidget(self.choose_button)
 
         self.encoding = QComboBox()
         self.encoding.addItem("Detected", None)
@@ -190,6 +190,7 @@ class ImportDialog(QDialog):
         run = self.run
         self.import_button.setEnabled(not busy and run is not None and run.importable)
         self.cancel_button.setEnabled(not self._importing)
+        self.choose_button.setEnabled(not self._importing)
         for combo in (self.encoding, self.delimiter, self.address):
             combo.setEnabled(not self._importing)
 
@@ -205,6 +206,8 @@ class ImportDialog(QDialog):
         self._refresh()
 
     def _choose_file(self) -> None:
+        if self._importing:
+            return
         name, _ = QFileDialog.getOpenFileName(
             self,
             "Choose a recipients file",
@@ -246,12 +249,15 @@ class ImportDialog(QDialog):
 
     def _refresh(self) -> None:
         """Run the dry run for the current choices on the worker thread."""
+        if self._importing:  # its result must not be taken for the import's
+            return
         choices = self.choices
         self._start(lambda: dry_run(choices), "Reading the file…")
 
     def _start(self, work: Callable[[], object], what: str) -> None:
         self._ticket += 1
         self.busy_label.setText(what)
+        self._pool.clear()  # queued jobs for earlier choices would only be thrown away
         self._pool.start(_Job(self._ticket, work, self._relay))
         self._update_buttons()
 
@@ -368,4 +374,5 @@ class ImportDialog(QDialog):
     def done(self, result: int) -> None:
         self._ticket += 1  # a dry run still running is no longer wanted
         self._done_ticket = self._ticket
+        self._pool.clear()  # and none still queued may start (closing waits for them)
         super().done(result)

@@ -261,3 +261,50 @@ def test_dropping_a_csv_imports_it_into_a_new_sandbox_campaign(
     assert "ada@plain.test" in emails and "not-an-address" in emails
     assert not window.sandbox_banner.isHidden()
     assert "[sandbox]" in window.windowTitle()
+
+
+def test_while_importing_another_file_cannot_be_chosen(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real_import = gui.import_dialog.import_campaign
+
+    def held(choices: ImportChoices, folder: Path) -> object:
+        assert release.wait(10)
+        return real_import(choices, folder)
+
+    monkeypatch.setattr(gui.import_dialog, "import_campaign", held)
+    dialog = ImportDialog(SAMPLE_RECIPIENTS, tmp_path / "data")
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.working, timeout=10_000)
+    dialog._import()
+    assert dialog._importing and not dialog.choose_button.isEnabled()
+    dialog._choose_file()  # as a click would (the button is disabled): nothing happens
+    assert dialog.choices.path == SAMPLE_RECIPIENTS
+    release.set()
+    qtbot.waitUntil(lambda: dialog.campaign is not None, timeout=10_000)
+    assert sorted(p.suffix for p in (tmp_path / "data").iterdir()) == [".mxm"]
+
+
+def test_closing_drops_the_dry_runs_still_queued(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    calls: list[ImportChoices] = []
+    real_dry_run = gui.import_dialog.dry_run
+
+    def held(choices: ImportChoices) -> DryRun:
+        calls.append(choices)
+        assert release.wait(10)
+        return real_dry_run(choices)
+
+    monkeypatch.setattr(gui.import_dialog, "dry_run", held)
+    dialog = ImportDialog(SAMPLE_RECIPIENTS, tmp_path)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=10_000)  # the first one is running
+    for encoding in ("utf-8", "cp1252", "cp1250"):
+        dialog.choose(encoding=encoding)  # each queued behind it
+    dialog.reject()
+    release.set()
+    dialog._pool.waitForDone(10_000)
+    assert len(calls) == 1  # none of the queued ones ran after the dialog closed
