@@ -11,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
 
 from gui.loop import EngineEventLoop, ErrorReporter, make_loop
+from gui.main_window import MainWindow, WindowOptions
+
+#: How long closing a window may take: it lets messages in flight finish first.
+CLOSE_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture
@@ -39,3 +45,21 @@ def qloop(qapp: QApplication, reporter: ErrorReporter) -> Iterator[EngineEventLo
         loop.close()
         asyncio.set_event_loop(None)
         assert not pending, f"tasks left running by the test: {pending}"
+
+
+@pytest.fixture
+def window(
+    qloop: EngineEventLoop, reporter: ErrorReporter, tmp_path: Path, qtbot: QtBot
+) -> Iterator[MainWindow]:
+    """The main window on a fresh data folder (a 2 s lab greylisting), closed after the
+    test as a user would; no error may have reached the window."""
+    window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.show()
+    yield window
+    window.close()  # stops a run, closes the campaign file, stops the lab
+    if window.session is not None or not closed:
+        window.close()  # a second close cuts connections still open
+    qtbot.waitUntil(lambda: bool(closed), timeout=CLOSE_TIMEOUT_MS)
+    assert reporter.errors == []

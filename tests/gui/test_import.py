@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,7 @@ import gui.import_dialog
 from core.store import CampaignStore, Status
 from gui.import_dialog import ImportDialog
 from gui.importing import DryRun, ImportChoices, dry_run, import_campaign, summary_lines
-from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions, dropped_csv
+from gui.main_window import MainWindow, dropped_csv
 from gui.sandbox import SAMPLE_RECIPIENTS, is_sandbox
 
 SAMPLES = Path(os.environ.get("MXMAILER_RECIPIENT_SAMPLES", "/work/shared/data/recipients"))
@@ -201,18 +199,6 @@ def test_the_file_is_read_on_a_worker_thread(
 # ---- the window ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def window(
-    qloop: EngineEventLoop, reporter: ErrorReporter, tmp_path: Path, qtbot: QtBot
-) -> Iterator[MainWindow]:
-    window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.close()
-    qtbot.waitUntil(lambda: bool(closed), timeout=WAIT_MS)
-    assert reporter.errors == []
 
 
 def drop(window: MainWindow, path: Path) -> bool:

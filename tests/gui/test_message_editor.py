@@ -11,8 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from core.store import CampaignStore, Status
 from core.template import Attachment, describe
-from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions
+from gui.main_window import MainWindow
 from gui.message_editor import MessageEditor, OfflineBrowser
 from gui.message_form import (
     MessageForm,
@@ -228,20 +227,6 @@ def test_load_from_eml_fills_the_form(store: CampaignStore, qtbot: QtBot) -> Non
 # ---- the window ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def window(
-    qloop: EngineEventLoop, reporter: ErrorReporter, tmp_path: Path, qtbot: QtBot
-) -> Iterator[MainWindow]:
-    window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.close()
-    if window.session is not None or not closed:
-        window.close()
-    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
-    assert reporter.errors == []
 
 
 def test_a_saved_message_is_what_the_lab_receives(window: MainWindow, qtbot: QtBot) -> None:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QItemSelectionModel, QModelIndex
 from PySide6.QtGui import QGuiApplication, QKeySequence
 from pytestqt.qtbot import QtBot
 
 from core.events import SenderProblemReported
 from core.store import CampaignStore, NewRecipient, Status
-from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions
+from gui.main_window import MainWindow
 from gui.recipients_model import Column
 from gui.rows import RecipientRow
 from gui.sandbox import BANNER, create_sample_campaign, expected_outcome
@@ -28,20 +25,6 @@ RUN_TIMEOUT_MS = 30_000
 COUNTDOWN = re.compile(r"^\d\d:\d\d · greylisted$")
 
 
-@pytest.fixture
-def window(
-    qloop: EngineEventLoop, reporter: ErrorReporter, tmp_path: Path, qtbot: QtBot
-) -> Iterator[MainWindow]:
-    window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.close()  # stops a run, closes the campaign file, stops the lab
-    if window.session is not None or not closed:
-        window.close()  # a second close cuts connections still open
-    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
-    assert reporter.errors == []
 
 
 def run_state(window: MainWindow) -> RunState:
