@@ -10,24 +10,10 @@ set -euo pipefail
 
 PACKAGES=(postfix postgrey)
 
-say() { echo "install-mta: $*"; }
-die() {
-    echo "install-mta: error: $*" >&2
-    exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages with apt-get)"
-command -v apt-get >/dev/null || die "needs apt-get (Debian or Ubuntu)"
+NAME=install-mta
+# shellcheck source=.ci/apt.sh
+source "$(dirname "$0")/apt.sh"
 command -v debconf-set-selections >/dev/null || die "needs debconf-set-selections"
-
-installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
-}
-
-missing=()
-for package in "${PACKAGES[@]}"; do
-    installed "$package" || missing+=("$package")
-done
 
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"

@@ -19,23 +19,9 @@ PACKAGES=(
     libwayland-cursor0
 )
 
-say() { echo "install-qt: $*"; }
-die() {
-    echo "install-qt: error: $*" >&2
-    exit 1
-}
-
-[ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages with apt-get)"
-command -v apt-get >/dev/null || die "needs apt-get (Debian or Ubuntu)"
-
-installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
-}
-
-missing=()
-for package in "${PACKAGES[@]}"; do
-    installed "$package" || missing+=("$package")
-done
+NAME=install-qt
+# shellcheck source=.ci/apt.sh
+source "$(dirname "$0")/apt.sh"
 
 if [ "${#missing[@]}" -gt 0 ]; then
     say "installing ${missing[*]}"
