@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -837,6 +838,49 @@ class CampaignStore:
             partial.unlink(missing_ok=True)
             raise StoreError(f"cannot write the report {path}: {exc.strerror}") from exc
         return written
+
+    def save_copy(self, path: Path) -> None:
+        """Write the whole campaign, as committed, to the new campaign file ``path``
+        (Save As).
+
+        SQLite's online backup reads through this store's own connection, so it works
+        under the exclusive lock that keeps other programs out. The copy is made next to
+        ``path`` and renamed over it, so ``path`` is never half-written; the open file and
+        a file with SQLite leftovers (``-wal``/``-shm``) beside it are refused, since
+        replacing either would lose or corrupt a campaign. Queued, unflushed results
+        would be missing from the copy, so it is refused while any are queued.
+        """
+        path = Path(path)
+        connection = self._open()
+        if self._queue:
+            raise StoreError("cannot save a copy while results are waiting to be written")
+        if path.resolve() == self.path.resolve():
+            raise StoreError(f"{path} is the campaign file itself: choose another name")
+        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if leftover.exists():
+                raise StoreError(
+                    f"refusing to replace {path}: a leftover {leftover.name} is next to it "
+                    "(SQLite would replay it into the copy). Move it away or choose "
+                    "another name."
+                )
+        try:
+            descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
+        os.close(descriptor)
+        try:
+            copy = sqlite3.connect(partial)
+            try:
+                connection.backup(copy)
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            finally:
+                copy.close()
+            os.replace(partial, path)
+        except (OSError, sqlite3.Error) as exc:
+            Path(partial).unlink(missing_ok=True)
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(schema.describe(exc, path, "saving a copy")) from exc
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from exc
 
     def bounced_addresses(self, fault: str = "recipient") -> list[str]:
         """The addresses that bounced for ``fault`` (default: the recipient's own, such as
