@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core import recipients
 from core.recipients import (
     SAMPLE_BYTES,
     Address,
@@ -659,6 +660,51 @@ def test_binary_files_are_refused_clearly(
     assert f"{path} " in message
     assert what in message
     assert advice in message
+
+
+def rows_past_the_sample() -> bytes:
+    """A plain list longer than the sample, so that what follows it is only streamed."""
+    data = b"email,name\n" + b"".join(b"u%d@x.test,N\n" % n for n in range(SAMPLE_BYTES // 10))
+    assert len(data) > SAMPLE_BYTES
+    return data
+
+
+def test_a_2gb_list_is_refused_before_a_row_is_read(tmp_path: Path) -> None:
+    """Sparse: the file's first MiB is a real list, the rest a hole; the refusal must come
+    from the size, at once, not after minutes of rows."""
+    path = write(tmp_path, rows_past_the_sample())
+    with path.open("r+b") as handle:
+        handle.truncate(2 << 30)
+    with pytest.raises(RecipientsError) as previewed:
+        preview_csv(path)  # the window's first look says the same
+    for message in (refused(path), str(previewed.value)):
+        assert f"{path} is 2,048 MiB; MX Mailer reads lists of at most 256 MiB" in message
+        assert "split the list into several files" in message
+
+
+def test_the_size_limit_is_inclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = b"email,name\nann@x.test,Ann\n"
+    path = write(tmp_path, data)
+    monkeypatch.setattr(recipients, "MAX_FILE_BYTES", len(data))
+    assert [row.email for row in read(path)[0]] == ["ann@x.test"]
+    monkeypatch.setattr(recipients, "MAX_FILE_BYTES", len(data) - 1)
+    assert "split the list" in refused(path)
+
+
+def test_binary_data_past_the_sample_is_named_as_such(tmp_path: Path) -> None:
+    """Regression (fuzzing): NULs after the first MiB used to read as one huge field and
+    were reported as "field larger than field limit: check the quotes"."""
+    path = write(tmp_path, rows_past_the_sample() + b"\0" * 300_000)
+    message = refused(path)
+    assert "holds NUL bytes from line 104859" in message
+    assert "quotes" not in message
+
+
+def test_a_sparse_2gb_file_of_nuls_is_refused_as_binary_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as handle:
+        handle.truncate(2 << 30)
+    assert "is not a text file (it holds NUL bytes)" in refused(path)
 
 
 # ---- preview and header ----------------------------------------------------------------
