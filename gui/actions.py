@@ -54,6 +54,13 @@ SPECS: Final = {
         QStyle.StandardPixmap.SP_DialogOpenButton,
         "Open a campaign file (.mxm)",
     ),
+    Action.SAVE_AS: Spec(
+        "Save campaign &as…",
+        QKeySequence.StandardKey.SaveAs,
+        QStyle.StandardPixmap.SP_DialogSaveButton,
+        "Copy the campaign file, every recipient's status and attempts included, and go on "
+        "in the copy; the old file stays as it was",
+    ),
     Action.START: Spec(
         "&Start",
         "F5",

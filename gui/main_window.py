@@ -45,6 +45,7 @@ from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
 from gui.message_editor import MessageEditor
 from gui.message_form import MessageForm, campaign_columns, campaign_with_message, form_from_eml
+from gui.recent import RECENT_FILE, RecentCampaigns
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
 from gui.rows import RecipientBook, RecipientRow, load_rows
@@ -101,6 +102,10 @@ class WindowOptions:
     def settings_path(self) -> Path:
         return self.settings_file or self.data_dir / SETTINGS_FILE
 
+    @property
+    def recent_path(self) -> Path:
+        return self.data_dir / RECENT_FILE
+
 
 class MainWindow(QMainWindow):
     #: The window has closed its campaign and may be destroyed; the app can quit.
@@ -123,6 +128,8 @@ class MainWindow(QMainWindow):
         self.settings: AppSettings = load_settings(options.settings_path)
         #: The settings dialog while it is open (one at a time).
         self.settings_dialog: SettingsDialog | None = None
+        #: Campaign files opened lately (File ▸ Open recent).
+        self.recent = RecentCampaigns(options.recent_path)
         self.session: CampaignSession | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._close_requests = 0
@@ -148,6 +155,7 @@ class MainWindow(QMainWindow):
                 Action.NEW_SANDBOX: self.open_sandbox,
                 Action.IMPORT_CSV: self._choose_csv,
                 Action.OPEN: self._choose_campaign,
+                Action.SAVE_AS: self._choose_save_as,
                 Action.START: self.start,
                 Action.PAUSE: self.pause,
                 Action.RESUME: self.resume,
@@ -225,6 +233,9 @@ class MainWindow(QMainWindow):
         file_menu = bar.addMenu("&File")
         for kind in (Action.NEW_SANDBOX, Action.OPEN):
             file_menu.addAction(actions[kind])
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addAction(actions[Action.SAVE_AS])
         file_menu.addSeparator()
         for kind in (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES):
             file_menu.addAction(actions[kind])
@@ -387,6 +398,8 @@ class MainWindow(QMainWindow):
         """Open a campaign file; False (and a banner saying why) when it cannot be."""
         if self._busy():
             return False
+        if self.session is not None and path.resolve() == self.session.path.resolve():
+            return True  # already open (and locked by this window)
         try:
             session = self._open_session(
                 path
@@ -396,6 +409,48 @@ class MainWindow(QMainWindow):
             return False
         self._attach(session)
         return True
+
+    def save_as(self, path: Path) -> bool:
+        """Copy the open campaign to ``path`` and go on in the copy; the old file stays as
+        it was. False (and a banner saying why) when it could not be done."""
+        session = self.session
+        if session is None or not self.action_for[Action.SAVE_AS].isEnabled():
+            return False
+        if not path.suffix:
+            path = path.with_name(path.name + ".mxm")
+        old, queued_in_both = session.path, session.unfinished if session.real else 0
+        try:
+            session.store.save_copy(path)
+        except StoreError as error:
+            self._problem(f"The campaign could not be saved as {path}: {error}")
+            return False
+        if not self.open_file(path):
+            return False
+        self.log.add(f"saved as {path.name}: {old} is left as it was")
+        if queued_in_both:
+            self.log.add(
+                f"send from one of the two files only: the {queued_in_both:,} "
+                "recipient(s) still queued in both would get the message twice"
+            )
+        return True
+
+    def _fill_recent_menu(self) -> None:
+        """File ▸ Open recent, as it is now (a missing file is listed, disabled)."""
+        menu = self.recent_menu
+        menu.clear()
+        busy = self._busy()
+        for number, path in enumerate(self.recent.paths, start=1):
+            label = f"&{number} {path.name}" if number < 10 else path.name
+            action = menu.addAction(label)
+            action.setToolTip(str(path))
+            action.setStatusTip(str(path) if path.exists() else f"{path} (not found)")
+            action.setEnabled(not busy and path.exists())
+            action.triggered.connect(lambda _=False, chosen=path: self.open_file(chosen))
+        if not self.recent.paths:
+            menu.addAction("No recent campaigns").setEnabled(False)
+            return
+        menu.addSeparator()
+        menu.addAction("&Clear the list", self.recent.clear)
 
     def _open_session(self, path: Path) -> CampaignSession:
         return CampaignSession.open(
@@ -430,6 +485,7 @@ class MainWindow(QMainWindow):
             )
             self.resizeDocks([self.transcript_dock], [self.height() // 4], Qt.Orientation.Vertical)
         self.log.add(f"opened {session.path}")
+        self.recent.add(session.path)
         if session.recovery is not None and session.recovery.ambiguous:
             self.log.add(
                 f"{session.recovery.ambiguous} recipient(s) possibly delivered before the "
@@ -686,6 +742,15 @@ class MainWindow(QMainWindow):
         )
         if name:
             self.open_file(Path(name))
+
+    def _choose_save_as(self) -> None:
+        if self.session is not None:
+            suggested = self.session.path.with_name(self.session.path.stem + " copy.mxm")
+            name, _ = QFileDialog.getSaveFileName(
+                self, "Save campaign as", str(suggested), "MX Mailer campaigns (*.mxm)"
+            )
+            if name:
+                self.save_as(Path(name))
 
     def _choose_csv(self) -> None:
         folder = str(Path.home())

@@ -28,6 +28,7 @@ class Action(enum.Enum):
     NEW_SANDBOX = "new sandbox campaign"
     IMPORT_CSV = "new sandbox campaign from a CSV"
     OPEN = "open"
+    SAVE_AS = "save as"
     START = "start"
     PAUSE = "pause"
     RESUME = "resume"
@@ -92,6 +93,8 @@ def enabled_actions(context: ActionContext) -> frozenset[Action]:
         enabled.add(Action.RETRY_FIXABLE)
     if run is not RunState.NO_CAMPAIGN:
         enabled.add(Action.EXPORT_REPORT)
+        if run not in BUSY:
+            enabled.add(Action.SAVE_AS)
         if context.bounced > 0:
             enabled.add(Action.EXPORT_BOUNCES)
     return frozenset(enabled)

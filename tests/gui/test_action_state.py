@@ -27,7 +27,7 @@ A = Action
         (ActionContext(), {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN}),
         (
             ActionContext(RunState.READY, sendable=True, unfinished=5),
-            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.START, A.EXPORT_REPORT},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.SAVE_AS, A.START, A.EXPORT_REPORT},
         ),
         (ActionContext(RunState.STARTING, True, 5), {A.STOP, A.EXPORT_REPORT}),
         (
@@ -38,12 +38,12 @@ A = Action
         (ActionContext(RunState.STOPPING, True, 5), {A.EXPORT_REPORT}),
         (
             ActionContext(RunState.FINISHED, True, 0, bounced=2),
-            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.EXPORT_REPORT, A.EXPORT_BOUNCES},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.SAVE_AS, A.EXPORT_REPORT, A.EXPORT_BOUNCES},
         ),
         # A campaign not made in the sandbox is for viewing: it is never started here.
         (
             ActionContext(RunState.READY, sendable=False, unfinished=5),
-            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.EXPORT_REPORT},
+            {A.NEW_SANDBOX, A.IMPORT_CSV, A.OPEN, A.SAVE_AS, A.EXPORT_REPORT},
         ),
     ],
 )

@@ -97,6 +97,7 @@ def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
         Action.NEW_SANDBOX,
         Action.IMPORT_CSV,
         Action.OPEN,
+        Action.SAVE_AS,
         Action.EXPORT_REPORT,
         Action.EXPORT_BOUNCES,
     }
