@@ -411,7 +411,10 @@ def _check_sender(sender: str) -> str:
         address, _ = parse_address(sender)
         commands.mail_from(address)
     except (ValueError, UnsafeArgumentError) as error:
-        raise UsageError(f"--sender {sender!r}: {error}") from error
+        raise UsageError(
+            f"--sender {sender!r}: {error}: give the full address the campaign is sent "
+            "from, e.g. news@example.com"
+        ) from error
     return address
 
 
@@ -465,7 +468,10 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
     try:
         commands.ehlo(helo or sender.rpartition("@")[2])
     except UnsafeArgumentError as error:
-        raise UsageError(f"--helo: {error}") from error
+        raise UsageError(
+            f"--helo {error.value!r}: a HELO name is one DNS name, without spaces or line "
+            "breaks: give this machine's public host name, e.g. mail.example.com"
+        ) from error
     try:
         nameservers = tuple(parse_nameserver(text) for text in args.nameserver) or None
     except ValueError as error:

@@ -606,7 +606,8 @@ class ClientSession:
         elif ext.size_limit and txn.body.size > ext.size_limit:
             whole = (
                 f"the message ({txn.body.size} octets) is larger than the receiving "
-                f"server's limit of {ext.size_limit} octets (SIZE)"
+                f"server's limit of {ext.size_limit} octets (SIZE): make the message "
+                "smaller, e.g. link to large files instead of attaching them"
             )
         refused = flight.to_send if whole else (wide if not ext.smtputf8 else [])
         for index in refused:
