@@ -45,6 +45,7 @@ from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
 from gui.message_editor import MessageEditor
 from gui.message_form import MessageForm, campaign_columns, campaign_with_message, form_from_eml
+from gui.providers_panel import ProvidersModel, ProvidersPanel
 from gui.recent import RECENT_FILE, RecentCampaigns
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
@@ -149,6 +150,8 @@ class MainWindow(QMainWindow):
         self.error_banner = Banner(Kind.WARNING, closable=True)
         self.transcript = TranscriptPanel(now=now)
         self.log = LogPanel(now=now)
+        self.providers = ProvidersModel(now=now)
+        self.providers_panel = ProvidersPanel(self.providers)
         self.action_for = build_actions(
             self,
             {
@@ -208,8 +211,11 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock("Campaign log", self.log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.transcript_dock)
         self.splitDockWidget(self.transcript_dock, self.log_dock, Qt.Orientation.Horizontal)
+        self.providers_dock = self._dock("Providers", self.providers_panel)
+        self.tabifyDockWidget(self.log_dock, self.providers_dock)
+        self.log_dock.raise_()
 
-        for dock in (self.transcript_dock, self.log_dock):
+        for dock in (self.transcript_dock, self.log_dock, self.providers_dock):
             dock.hide()  # shown with the first campaign: nothing to show before
         self._docks_shown = False
 
@@ -270,6 +276,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.transcript_dock.toggleViewAction())
         view_menu.addAction(self.log_dock.toggleViewAction())
+        view_menu.addAction(self.providers_dock.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
         about = QAction("&About MX Mailer", self)
@@ -472,11 +479,14 @@ class MainWindow(QMainWindow):
         self.problem_banner.hide()
         self.error_banner.hide()
         self.transcript.show_recipient(None, None)
+        self.providers.forget()
         self.pages.setCurrentIndex(1)
         if not self._docks_shown:
             self._docks_shown = True
             self.transcript_dock.show()
             self.log_dock.show()
+            self.providers_dock.show()
+            self.log_dock.raise_()
             width = self.width()
             self.resizeDocks(
                 [self.transcript_dock, self.log_dock],
@@ -575,6 +585,7 @@ class MainWindow(QMainWindow):
             self.log.add(notice_text(notice))
             if isinstance(notice, SenderProblemReported):
                 self.problem_banner.show_text(sender_problem_text(notice))
+                self.providers.note_pause(notice.provider, notice.kind)
         current = self.recipients.current_id()
         if current is not None:
             position = self.model.book.position(current)
@@ -861,10 +872,12 @@ class MainWindow(QMainWindow):
                 next_retry_at=session.next_retry_at,
                 per_second=session.per_second,
             )
+            self.providers.show(session.providers)
 
     def _tick(self) -> None:
         self.model.tick()
         self.summary.tick()
+        self.providers.tick()
 
     def _show_transcript(self, recipient_id: int) -> None:
         store = self.session.store if self.session is not None else None

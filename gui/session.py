@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from core.engine import Engine, EngineConfig
-from core.events import Counters, Event, EventBus
+from core.events import Counters, Event, EventBus, ProviderLoad
 from core.store import CampaignStore, RecoveryReport, Status, StoreError
 from gui.loop import ErrorReporter, spawn
 from gui.message_form import UNSENT
@@ -73,6 +73,8 @@ class CampaignSession(QObject):
         self.waiting = 0
         self.next_retry_at: float | None = None
         self.per_second = 0.0
+        #: Each mailbox provider's connections, limit and pause, as of the last counters.
+        self.providers: dict[str, ProviderLoad] = {}
         self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
         #: Sending was started (in this session, or in one that was cut short).
         self.started = recovery is not None and recovery.ambiguous > 0
@@ -322,6 +324,7 @@ class CampaignSession(QObject):
                 self.waiting = event.waiting
                 self.next_retry_at = event.next_retry_at
                 self.per_second = event.sent_per_second
+                self.providers = event.providers
                 self.changed.emit()
                 return
 
