@@ -2,8 +2,9 @@
 
 Owns the vocabulary of the lab: the stages of a conversation a server can act at
 (:class:`Stage`), its STARTTLS stance (:class:`TLSMode`), scripted replies
-(:class:`Fault`), scripted misbehaviour (:class:`Hostile`, :class:`Act`), greylisting
-(:class:`Greylist`) and every limit that keeps a lab server bounded (:class:`Behaviour`).
+(:class:`Fault`), scripted misbehaviour (:class:`Hostile`, :class:`Act`), hanging up
+mid-DATA on chosen recipients (:class:`HangUp`), greylisting (:class:`Greylist`) and
+every limit that keeps a lab server bounded (:class:`Behaviour`).
 
 Nothing here does I/O, keeps state or knows about sockets; a behaviour is a value that
 tests build, compare and share between servers. It never names any address: where a
@@ -161,6 +162,31 @@ class Hostile:
 
 
 @dataclass(frozen=True, slots=True)
+class HangUp:
+    """The server hangs up mid-DATA, once for each of ``recipients``: the first transaction
+    naming one of them (at this server) loses its connection at ``stage``.
+
+    The two stages are the two sides of the end-of-data marker, which is what a sender
+    must reason about. At ``Stage.DATA`` the hang-up replaces the 354: no body went out,
+    so the sender knows nothing was taken and may try again. At ``Stage.END_OF_DATA`` it
+    replaces the reply to a body received whole: the message is recorded as unanswered,
+    and the sender cannot know whether it was taken, so it must not send it again blindly.
+    Keyed by recipient (not by a count of connections) so that a test knows in advance
+    exactly whom it hits, however the sender batches and orders its transactions.
+    """
+
+    stage: Stage
+    recipients: frozenset[str]
+
+    def __post_init__(self) -> None:
+        if self.stage not in (Stage.DATA, Stage.END_OF_DATA):
+            raise ValueError(f"a hang-up is at DATA or END_OF_DATA, not {self.stage.name}")
+        object.__setattr__(
+            self, "recipients", frozenset(address.lower() for address in self.recipients)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Greylist:
     """Greylisting at RCPT, keyed by (sender, recipient), remembered per server.
 
@@ -197,6 +223,7 @@ class Behaviour:
     faults: tuple[Fault, ...] = ()
     greylist: Greylist | None = None
     hostile: tuple[Hostile, ...] = ()
+    hang_ups: tuple[HangUp, ...] = ()
     #: Seconds between bytes under :attr:`Act.DRIP`.
     drip_interval: float = 1.0
     long_line_size: int = DEFAULT_LONG_LINE
@@ -222,6 +249,7 @@ class Behaviour:
         # Accept lists too, and keep the value hashable.
         object.__setattr__(self, "faults", tuple(self.faults))
         object.__setattr__(self, "hostile", tuple(self.hostile))
+        object.__setattr__(self, "hang_ups", tuple(self.hang_ups))
 
     def faults_at(self, stage: Stage) -> tuple[tuple[int, Fault], ...]:
         return tuple((i, f) for i, f in enumerate(self.faults) if f.stage is stage)

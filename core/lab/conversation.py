@@ -15,7 +15,7 @@ import enum
 import functools
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from core.lab import hostile
 from core.lab.behaviour import (
@@ -48,8 +48,10 @@ class ServerState:
     __slots__ = (
         "_fault_fired",
         "_faults",
+        "_hang_ups",
         "_hostile",
         "_hostile_fired",
+        "_hung_up",
         "behaviour",
         "greylist",
         "hostile_stages",
@@ -74,6 +76,11 @@ class ServerState:
         self.hostile_stages = frozenset(stage for stage in Stage if self._hostile[stage])
         self._fault_fired = [0] * len(behaviour.faults)
         self._hostile_fired = [0] * len(behaviour.hostile)
+        self._hang_ups = {
+            stage: tuple(rule for rule in behaviour.hang_ups if rule.stage is stage)
+            for stage in (Stage.DATA, Stage.END_OF_DATA)
+        }
+        self._hung_up: set[tuple[Stage, str]] = set()
         self.stopping = False
 
     def fault(self, stage: Stage, address: str = "") -> Fault | None:
@@ -87,6 +94,19 @@ class ServerState:
                 self._fault_fired[index] += 1
                 return fault
         return None
+
+    def hangs_up(self, stage: Stage, recipients: Sequence[str]) -> bool:
+        """Whether the server hangs up now, at ``stage`` of a transaction for ``recipients``
+        (counting it: each listed recipient is hung up on once per stage)."""
+        rules = self._hang_ups.get(stage)
+        if not rules:
+            return False  # the common case, kept cheap
+        for address in recipients:
+            key = address.lower()
+            if (stage, key) not in self._hung_up and any(key in r.recipients for r in rules):
+                self._hung_up.add((stage, key))
+                return True
+        return False
 
     def act(self, stage: Stage) -> Act | None:
         """The hostile act that fires now at ``stage`` (counting it), if any."""
@@ -577,6 +597,9 @@ class Conversation:
         fault, rejected = self._faulted(stage)
         if rejected is not None:
             return rejected
+        if self.state.hangs_up(stage, self._recipients):
+            self._reset()
+            return stage, b"", _Follow.CLOSE  # what was answered before goes out first
         self._mode = _Mode.BODY
         self._body_fresh = True
         self._body_checked = False
@@ -737,6 +760,8 @@ class Conversation:
             reply = _format_fault(fault, "")
             follow = _Follow.CLOSE if fault.closes else _Follow.NONE
         else:
+            if act is None and self.state.hangs_up(stage, recipients):
+                act = Act.CLOSE  # the body is in: recorded as unanswered, never answered
             message = ReceivedMessage(
                 sender=sender,
                 recipients=recipients,

@@ -1,10 +1,11 @@
 """A whole rehearsal internet on loopback: lab domains, their DNS, and their MX hosts.
 
-``LabWorld`` gives each MX host its own 127.0.0.x address on one shared port (as real
-MX hosts share port 25), answers DNS for the lab domains from a :class:`LabDNS`, and
-starts and stops it all together. ``sandbox_world`` is the standard set that the app's
-sandbox demo, ``mxmailer lab`` and the engine's tests use: deliveries, greylisting, a
-failover past a dead MX and a silent tarpit, equal-preference MXs, bounces, a null MX.
+``LabWorld`` gives each MX host its own loopback address (127.0.0.2 upward) on one
+shared port (as real MX hosts share port 25), answers DNS for the lab domains from a
+:class:`LabDNS`, and starts and stops it all together. ``sandbox_world`` is the standard
+set that the app's sandbox demo, ``mxmailer lab`` and the engine's tests use: deliveries,
+greylisting, a failover past a dead MX and a silent tarpit, equal-preference MXs, bounces,
+a null MX; ``core.lab.hostile_world`` builds the big misbehaving one that soaks use.
 Nothing here listens anywhere but loopback or answers for anything but ``.test`` names.
 """
 
@@ -21,6 +22,24 @@ from core.lab.service import AsyncService
 
 _FIRST_HOST = 2  # 127.0.0.2: 127.0.0.1 is left to the DNS server and to other tools
 _PORT_TRIES = 20
+#: Hosts on 127.0.0.2-254; later ones take 1-254 of 127.0.1.0/24, 127.0.2.0/24, … (no .0
+#: or .255 anywhere, which some tools read as network and broadcast addresses).
+_FIRST_BLOCK = 254 - _FIRST_HOST + 1
+_PER_BLOCK = 254
+#: 127.0.0.0/8 holds 65,535 such blocks after the first.
+MAX_HOSTS = _FIRST_BLOCK + 65_535 * _PER_BLOCK
+
+
+def host_address(index: int) -> str:
+    """The loopback address of a world's ``index``-th host (from 0): a soak with a
+    thousand domains needs more hosts than one /24 holds."""
+    if not 0 <= index < MAX_HOSTS:
+        raise ValueError(f"a lab world has 0..{MAX_HOSTS - 1} hosts, not host {index}")
+    if index < _FIRST_BLOCK:
+        return f"127.0.0.{_FIRST_HOST + index}"
+    block, host = divmod(index - _FIRST_BLOCK, _PER_BLOCK)
+    block += 1
+    return f"127.{block >> 8}.{block & 255}.{host + 1}"
 
 
 @dataclass(slots=True)
@@ -46,7 +65,7 @@ class LabWorld(AsyncService):
     def host(self, name: str, behaviour: Behaviour | None = None, *, listening: bool = True
              ) -> LabWorld:
         """An MX host with its own address; ``listening=False`` refuses connections."""
-        address = f"127.0.0.{_FIRST_HOST + len(self.hosts)}"
+        address = host_address(len(self.hosts))
         chosen = (behaviour or Behaviour(hostname=name)) if listening else None
         self.hosts[name] = LabHost(name, address, chosen)
         self.zone.add_a(name, address)
@@ -123,6 +142,15 @@ class LabWorld(AsyncService):
             for host in self.hosts.values()
             if host.server is not None
             for message in host.server.messages
+        ]
+
+    def unanswered(self) -> list[ReceivedMessage]:
+        """Every message any host received whole and never answered (on purpose)."""
+        return [
+            message
+            for host in self.hosts.values()
+            if host.server is not None
+            for message in host.server.unanswered
         ]
 
     def delivered_to(self) -> list[str]:
