@@ -2,9 +2,12 @@
 
 Exit codes: 0 every recipient delivered (rows on a suppression list were never to be
 sent, so they do not count against it; invalid rows do: the list needs a look); 1
-finished with some not delivered; 2 usage or
-input errors (a clear message on stderr, nothing sent); 130 interrupted (state saved;
-running the same command again resumes).
+finished with some not delivered, or sending stopped because progress could not be saved
+(a full disk, a campaign file turned read-only: stderr names the file and the problem;
+nothing was sent unrecorded, and the same command resumes once it is fixed); 2 usage or
+input errors, a campaign file that cannot be written included (a clear message on
+stderr, nothing sent); 130 interrupted (state saved; running the same command again
+resumes).
 """
 
 from __future__ import annotations
