@@ -80,6 +80,8 @@ class SoakRun:
     #: The watchdog had to interrupt the send.
     interrupted: bool
     wall: float
+    #: This process's peak RSS before the send (the script and the CSV written) and after.
+    rss_before_kib: int
     peak_rss_kib: int
     fds_before: int
     fds_after: int
@@ -98,17 +100,23 @@ def run_soak(options: SoakOptions, folder: Path) -> SoakRun:
         options.recipients, options.domains, options.seed, options.pace, lab_life
     ) as lab:
         argv = _send_argv(options, recipients, message, state, report, lab)
+        rss_before = peak_rss_kib()
         fds_before = open_fds()
         started = time.monotonic()
         exit_code, interrupted = _send(argv, options.timeout)
         wall = time.monotonic() - started
         fds_after = open_fds()
+        peak = peak_rss_kib()
         record = lab.record()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return SoakRun(
-        options, script, read_rows(state), record, exit_code, interrupted, wall, peak,
-        fds_before, fds_after,
+        options, script, read_rows(state), record, exit_code, interrupted, wall, rss_before,
+        peak, fds_before, fds_after,
     )
+
+
+def peak_rss_kib() -> int:
+    """This process's peak RSS so far (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def open_fds() -> int:
@@ -365,8 +373,8 @@ def describe(run: SoakRun, f: Figures) -> list[str]:
         + "; ".join(f"{what} {met}/{scripted}" for what, (met, scripted) in f.met.items()),
         f"  lab connections still open: {f.lab_connections_open}",
         f"  mxmailer send: exit {run.exit_code}, wall {run.wall:.1f} s, peak RSS "
-        f"{run.peak_rss_kib / 1024:.1f} MiB, open fds {run.fds_before} before / "
-        f"{run.fds_after} after",
+        f"{run.peak_rss_kib / 1024:.1f} MiB ({run.rss_before_kib / 1024:.1f} MiB before the "
+        f"send), open fds {run.fds_before} before / {run.fds_after} after",
         f"  result: {'PASS' if not f.problems else 'FAIL'}",
         *(f"  problem: {problem}" for problem in f.problems),
     ]
