@@ -145,8 +145,9 @@ class HostileScript:
         return Counter(self.expected().values())
 
 
-def hostile_script(recipients: int, domains: int, seed: int, pace: Pace | None = None
-                   ) -> HostileScript:
+def hostile_script(
+    recipients: int, domains: int, seed: int, pace: Pace | None = None
+) -> HostileScript:
     """The script of a world of ``recipients`` over ``domains``, drawn from ``seed``."""
     if domains < MIN_DOMAINS:
         raise ValueError(f"a hostile world has at least {MIN_DOMAINS} domains, not {domains}")

@@ -109,8 +109,17 @@ def run_soak(options: SoakOptions, folder: Path) -> SoakRun:
         peak = peak_rss_kib()
         record = lab.record()
     return SoakRun(
-        options, script, read_rows(state), record, exit_code, interrupted, wall, rss_before,
-        peak, fds_before, fds_after,
+        options,
+        script,
+        read_rows(state),
+        record,
+        exit_code,
+        interrupted,
+        wall,
+        rss_before,
+        peak,
+        fds_before,
+        fds_after,
     )
 
 
@@ -133,7 +142,11 @@ def _write_recipients(path: Path, script: HostileScript) -> Path:
 
 
 def _send_argv(
-    options: SoakOptions, recipients: Path, message: Path, state: Path, report: Path,
+    options: SoakOptions,
+    recipients: Path,
+    message: Path,
+    state: Path,
+    report: Path,
     lab: LabProcess,
 ) -> list[str]:
     return [
@@ -187,8 +200,7 @@ def read_rows(state: Path) -> dict[str, Row]:
     store, _ = CampaignStore.open(state, read_only=True)
     with store:
         return {
-            s.email.lower(): Row(s.status, s.code, s.text, s.mx, s.attempts)
-            for s in store.states()
+            s.email.lower(): Row(s.status, s.code, s.text, s.mx, s.attempts) for s in store.states()
         }
 
 
@@ -273,8 +285,10 @@ def figures(run: SoakRun) -> Figures:
         1
         for domain in script.domains(Kind.SERVFAIL)
         if record.mx_queries.get(domain, 0) > script.pace.servfail_times
-        and all(expected[a] is not Expect.DELIVERED or a in record.accepted
-                for a in script.recipients_of(domain))
+        and all(
+            expected[a] is not Expect.DELIVERED or a in record.accepted
+            for a in script.recipients_of(domain)
+        )
     )
     f.lab_connections_open = record.active
     f.met = _met(run)
@@ -303,12 +317,13 @@ def _met(run: SoakRun) -> dict[str, tuple[int, int]]:
         Kind.GREYLIST_HINT.value: greylisted(Kind.GREYLIST_HINT),
         Kind.GREYLIST_SILENT.value: greylisted(Kind.GREYLIST_SILENT),
         Kind.TARPIT.value: hosts(Kind.TARPIT, "mx-tarpit.{}", 1),
-        Kind.GREETING_421.value: hosts(
-            Kind.GREETING_421, "mx.{}", pace.greeting_421_times + 1
-        ),
+        Kind.GREETING_421.value: hosts(Kind.GREETING_421, "mx.{}", pace.greeting_421_times + 1),
         Kind.SERVFAIL.value: (
-            sum(1 for d in script.domains(Kind.SERVFAIL)
-                if record.mx_queries.get(d, 0) > pace.servfail_times),
+            sum(
+                1
+                for d in script.domains(Kind.SERVFAIL)
+                if record.mx_queries.get(d, 0) > pace.servfail_times
+            ),
             len(script.domains(Kind.SERVFAIL)),
         ),
         "hung up on before the body, then retried": retried(script.hung_up_before_body),
@@ -324,8 +339,9 @@ def _problems(run: SoakRun, f: Figures) -> list[str]:
         problems.append(f"{f.stuck} recipient(s) not final")
     if f.mismatched:
         sample = ", ".join(f"{a}: {got}" for a, got in list(f.mismatched.items())[:5])
-        problems.append(f"{len(f.mismatched)} recipient(s) ended otherwise than scripted "
-                        f"(e.g. {sample})")
+        problems.append(
+            f"{len(f.mismatched)} recipient(s) ended otherwise than scripted (e.g. {sample})"
+        )
     for count, what in (
         (f.duplicates, "duplicate copies in the lab's mailboxes"),
         (f.stray, "copies for addresses not in the campaign"),
@@ -343,8 +359,10 @@ def _problems(run: SoakRun, f: Figures) -> list[str]:
             f"{len(script.hung_up_after_body)}"
         )
     if f.servfail_healed != f.servfail_domains:
-        problems.append(f"{f.servfail_domains - f.servfail_healed} SERVFAIL domain(s) not "
-                        "delivered after healing")
+        problems.append(
+            f"{f.servfail_domains - f.servfail_healed} SERVFAIL domain(s) not "
+            "delivered after healing"
+        )
     for what, (met, scripted) in f.met.items():
         if met != scripted:
             problems.append(f"{what}: shown in {met} of {scripted} scripted case(s)")
@@ -385,7 +403,6 @@ def _world_summary(script: HostileScript) -> str:
     counts = Counter(script.kinds.values())
     parts = [f"{counts[kind]} {kind.value}" for kind in Kind if counts[kind]]
     return (
-        "; ".join(parts)
-        + f"; {len(script.unknown):,} unknown users; hung up on before the body "
+        "; ".join(parts) + f"; {len(script.unknown):,} unknown users; hung up on before the body "
         f"{len(script.hung_up_before_body):,}, after it {len(script.hung_up_after_body):,}"
     )

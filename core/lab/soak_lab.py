@@ -72,8 +72,7 @@ def record_of(world: LabWorld, servfail_domains: list[str]) -> LabRecord:
 # ---- the child -----------------------------------------------------------------------------
 
 
-async def serve(recipients: int, domains: int, seed: int, pace: Pace, max_seconds: float
-                ) -> int:
+async def serve(recipients: int, domains: int, seed: int, pace: Pace, max_seconds: float) -> int:
     script = hostile_script(recipients, domains, seed, pace)
     async with hostile_world(script) as world:
         print(json.dumps({"nameserver": world.nameserver, "port": world.port}), flush=True)
@@ -119,12 +118,23 @@ class LabProcess:
     Every wait on it is bounded; leaving the ``with`` block ends the child for sure.
     """
 
-    def __init__(self, recipients: int, domains: int, seed: int, pace: Pace,
-                 max_seconds: float) -> None:
+    def __init__(
+        self, recipients: int, domains: int, seed: int, pace: Pace, max_seconds: float
+    ) -> None:
         self._command = [
-            sys.executable, "-m", "core.lab.soak_lab",
-            "--recipients", str(recipients), "--domains", str(domains), "--seed", str(seed),
-            "--pace", json.dumps(dataclasses.asdict(pace)), "--max-seconds", str(max_seconds),
+            sys.executable,
+            "-m",
+            "core.lab.soak_lab",
+            "--recipients",
+            str(recipients),
+            "--domains",
+            str(domains),
+            "--seed",
+            str(seed),
+            "--pace",
+            json.dumps(dataclasses.asdict(pace)),
+            "--max-seconds",
+            str(max_seconds),
         ]
         self._process: subprocess.Popen[bytes] | None = None
         self._pending = b""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.lab import Behaviour, HangUp, LabServer, Stage
+from core.lab.world import LabWorld
 from tests.lab.client import RawClient
 
 BODY = b"Subject: hi\r\n\r\nhello\r\n"
@@ -88,3 +89,23 @@ async def test_a_transaction_with_a_listed_recipient_among_others_is_hung_up_on(
 def test_only_the_two_sides_of_the_marker(stage: Stage) -> None:
     with pytest.raises(ValueError, match="DATA or END_OF_DATA"):
         HangUp(stage, frozenset({"a@lab.test"}))
+
+
+async def test_a_world_lists_what_its_hosts_left_unanswered() -> None:
+    behaviour = Behaviour(
+        hostname="mx.hang.test",
+        hang_ups=(HangUp(Stage.END_OF_DATA, frozenset({"hung@hang.test"})),),
+    )
+    world = LabWorld().host("mx.hang.test", behaviour).host("mx.plain.test")
+    async with world:
+        for host, recipient in (("mx.hang.test", "hung@hang.test"), ("mx.plain.test", "a@p.test")):
+            address = (world.hosts[host].address, world.port)
+            async with await RawClient.connect(address) as client:
+                await client.hello()
+                await envelope(client, recipient)
+                assert (await client.command("DATA")).code == 354
+                await client.send(BODY + b".\r\n")
+                await client.read_some()
+            await world.server(host).wait_until_idle()
+        assert [m.recipients for m in world.unanswered()] == [("hung@hang.test",)]
+        assert world.delivered_to() == ["a@p.test"]

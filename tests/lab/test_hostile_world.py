@@ -70,9 +70,7 @@ def test_expectations_follow_the_script() -> None:
     null_mx = {a for d in script.domains(Kind.NULL_MX) for a in script.recipients_of(d)}
     assert {a for a, e in expected.items() if e is Expect.NULL_MX} == null_mx
     assert {a for a, e in expected.items() if e is Expect.UNKNOWN_USER} == script.unknown
-    assert {a for a, e in expected.items() if e is Expect.AMBIGUOUS} == (
-        script.hung_up_after_body
-    )
+    assert {a for a, e in expected.items() if e is Expect.AMBIGUOUS} == (script.hung_up_after_body)
     assert script.hung_up_before_body.isdisjoint(script.hung_up_after_body)
     plain = set(script.domains(Kind.PLAIN))
     hung_up = script.hung_up_before_body | script.hung_up_after_body

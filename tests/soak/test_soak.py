@@ -20,9 +20,7 @@ from core.store import Status
 SEED = 20261125
 TIMEOUT = 50.0
 LIFETIME = 40.0
-OPTIONS = SoakOptions(
-    recipients=5000, domains=50, seed=SEED, timeout=TIMEOUT, lifetime=LIFETIME
-)
+OPTIONS = SoakOptions(recipients=5000, domains=50, seed=SEED, timeout=TIMEOUT, lifetime=LIFETIME)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +33,7 @@ def addresses(run: SoakRun, expect: Expect) -> list[str]:
     return [a for a, e in run.script.expected().items() if e is expect]
 
 
-def test_it_finished_on_its_own_with_every_recipient_final(soak: tuple[SoakRun, Figures]
-                                                            ) -> None:
+def test_it_finished_on_its_own_with_every_recipient_final(soak: tuple[SoakRun, Figures]) -> None:
     run, result = soak
     assert not run.interrupted, f"the send needed the watchdog after {run.wall:.1f} s"
     assert result.stuck == 0
@@ -44,8 +41,9 @@ def test_it_finished_on_its_own_with_every_recipient_final(soak: tuple[SoakRun, 
     assert len(run.rows) == OPTIONS.recipients
 
 
-def test_each_deliverable_recipient_was_accepted_exactly_once(soak: tuple[SoakRun, Figures]
-                                                              ) -> None:
+def test_each_deliverable_recipient_was_accepted_exactly_once(
+    soak: tuple[SoakRun, Figures],
+) -> None:
     run, result = soak
     deliverable = addresses(run, Expect.DELIVERED)
     assert deliverable
@@ -103,8 +101,7 @@ def test_every_misbehaviour_was_met(soak: tuple[SoakRun, Figures]) -> None:
     assert {what: n for what, n in result.met.items() if n[0] != n[1]} == {}
 
 
-def test_file_descriptors_back_to_baseline_and_the_lab_idle(soak: tuple[SoakRun, Figures]
-                                                           ) -> None:
+def test_file_descriptors_back_to_baseline_and_the_lab_idle(soak: tuple[SoakRun, Figures]) -> None:
     run, result = soak
     assert run.fds_after == run.fds_before
     assert result.lab_connections_open == 0
