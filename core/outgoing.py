@@ -19,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 from core.dkim import DKIMSigner
-from core.template import MessageTemplate, RenderedMessage, TemplateOptions
+from core.template import MessageTemplate, RenderedMessage, TemplateError, TemplateOptions
 
 #: The campaign settings this module reads (``core.store.CampaignStore.settings``).
 LIST_UNSUBSCRIBE_MAILTO: Final = "list_unsubscribe_mailto"
@@ -27,6 +27,14 @@ LIST_UNSUBSCRIBE_URL: Final = "list_unsubscribe_url"
 DKIM_KEY: Final = "dkim_key"
 DKIM_SELECTOR: Final = "dkim_selector"
 DKIM_DOMAIN: Final = "dkim_domain"
+#: Set on a real campaign the window made from a CSV before its message was written:
+#: nothing is built from it (so nothing is sent, by the window or ``mxmailer send``)
+#: until the message editor saves the written message as a new campaign.
+MESSAGE_DRAFT: Final = "message_draft"
+DRAFT_REFUSED: Final = (
+    "the campaign's message is not written yet: open the campaign in MX Mailer's window "
+    "and write it (Campaign > Edit message), then send the campaign the editor saves"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +65,12 @@ class OutgoingMessages:
     """The template and the optional signer of one campaign.
 
     Raises :class:`core.template.TemplateError` or :class:`core.dkim.DKIMError` when the
-    message or the key cannot be used; both say what to do.
+    message or the key cannot be used (or the message is a draft); both say what to do.
     """
 
     def __init__(self, message: bytes, settings: Mapping[str, object]) -> None:
+        if settings.get(MESSAGE_DRAFT) is True:
+            raise TemplateError(DRAFT_REFUSED)
         self.template = MessageTemplate(message, options=template_options(settings))
         dkim = dkim_settings(settings)
         self.signer = (

@@ -42,11 +42,12 @@ SPECS: Final = {
         "Make a new campaign from the sandbox sample; it is sent to a lab on this computer",
     ),
     Action.IMPORT_CSV: Spec(
-        "New sandbox campaign from a &CSV…",
+        "New campaign from a &CSV…",
         "Ctrl+I",
         QStyle.StandardPixmap.SP_FileDialogNewFolder,
-        "Import a recipients CSV into a new campaign sent to the lab on this computer "
-        "(you can also drop a .csv file on the window)",
+        "Import a recipients CSV into a new campaign: sent to the lab on this computer, "
+        "or to real recipients when Settings choose real delivery (you can also drop a "
+        ".csv file on the window)",
     ),
     Action.OPEN: Spec(
         "&Open campaign…",
@@ -103,7 +104,7 @@ SPECS: Final = {
         "Ctrl+M",
         QStyle.StandardPixmap.SP_FileDialogDetailedView,
         "Write the message (From, Subject, text, HTML, attachments) and preview it per "
-        "recipient; saved as a new sandbox campaign with the same recipients",
+        "recipient; saved as a new campaign with the same recipients",
     ),
     Action.RETRY_FIXABLE: Spec(
         "Retry &what may work now…",

@@ -1,4 +1,4 @@
-"""The Import dialog: a CSV becomes a new sandbox campaign, seen before it is made.
+"""The Import dialog: a CSV becomes a new campaign, seen before it is made.
 
 Owns the widgets only: the file, the encoding, delimiter and address column choices,
 the preview of the first rows, the dry-run summary (counts, invalid reasons, duplicates)
@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QCloseEvent, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QButtonGroup,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -49,12 +51,19 @@ from gui.importing import (
     summary_lines,
 )
 from gui.sandbox import SampleCampaign
+from gui.settings_model import AppSettings
 
 LAB_NOTE: Final = (
     "The campaign is sent only to the lab on this computer, with the sandbox sample "
     "message. Only addresses on the lab's .test domains can be reached there; the "
     "others will fail as “no such domain”."
 )
+REAL_NOTE: Final = (
+    "A real campaign from {sender}: write its message next (Campaign ▸ Edit message). "
+    "Nothing can be sent before the message is written, and Start asks you to confirm "
+    "the count."
+)
+NOT_REAL: Final = "Choose real delivery in Settings first (File ▸ Settings)."
 
 
 class _Relay(QObject):
@@ -79,16 +88,26 @@ class _Job(QRunnable):
 
 
 class ImportDialog(QDialog):
-    """Choose how to read a CSV, see what it becomes, and import it into a new sandbox
-    campaign in ``folder``; once accepted, :attr:`campaign` is the file made."""
+    """Choose how to read a CSV, see what it becomes, and import it into a new campaign
+    in ``folder``: a sandbox one, or a real one when ``real`` settings allow it and the
+    user chooses it; once accepted, :attr:`campaign` is the file made."""
 
     #: A dry run was shown (or its error): for tests and the screenshot script.
     refreshed = Signal()
 
-    def __init__(self, path: Path, folder: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        folder: Path,
+        parent: QWidget | None = None,
+        *,
+        real: AppSettings | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("New sandbox campaign from a CSV")
+        self.setWindowTitle("New campaign from a CSV")
         self.folder = folder
+        #: The settings that allow a real campaign (None: only a sandbox one may be made).
+        self.real_settings = real
         self.choices = ImportChoices(path)
         self.run: DryRun | None = None
         self.campaign: SampleCampaign | None = None
@@ -127,6 +146,22 @@ class ImportDialog(QDialog):
         form.addRow("Encoding:", self.encoding)
         form.addRow("Delimiter:", self.delimiter)
         form.addRow("Address column:", self.address)
+        self.sandbox_choice = QRadioButton("The lab on this computer (sandbox)")
+        self.real_choice = QRadioButton(
+            f"Real recipients, from {real.sender}" if real else "Real recipients"
+        )
+        self.sandbox_choice.setChecked(True)  # the safe choice, whatever the settings
+        self.real_choice.setEnabled(real is not None)
+        if real is None:
+            self.real_choice.setToolTip(NOT_REAL)
+        destination = QButtonGroup(self)
+        destination_row = QHBoxLayout()
+        for button in (self.sandbox_choice, self.real_choice):
+            destination.addButton(button)
+            destination_row.addWidget(button)
+            button.toggled.connect(self._destination_chosen)
+        destination_row.addStretch(1)
+        form.addRow("Send to:", destination_row)
 
         self.table = QTableWidget()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -142,7 +177,7 @@ class ImportDialog(QDialog):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error = Banner(Kind.PROBLEM)
         self.error.hide()
-        note = QLabel(LAB_NOTE)
+        self.note = note = QLabel(LAB_NOTE)
         note.setWordWrap(True)
 
         self.busy = QProgressBar()
@@ -193,6 +228,20 @@ class ImportDialog(QDialog):
         self.choose_button.setEnabled(not self._importing)
         for combo in (self.encoding, self.delimiter, self.address):
             combo.setEnabled(not self._importing)
+        self.sandbox_choice.setEnabled(not self._importing)
+        self.real_choice.setEnabled(not self._importing and self.real_settings is not None)
+
+    @property
+    def real(self) -> bool:
+        """The campaign made will be a real one (sent to the recipients' servers)."""
+        return self.real_choice.isChecked() and self.real_settings is not None
+
+    def _destination_chosen(self) -> None:
+        settings = self.real_settings
+        if self.real and settings is not None:
+            self.note.setText(REAL_NOTE.format(sender=settings.sender))
+        else:
+            self.note.setText(LAB_NOTE)
 
     # ---- choices ------------------------------------------------------------------------
 
@@ -279,7 +328,8 @@ class ImportDialog(QDialog):
             return
         self._importing = True
         choices, folder = run.choices, self.folder
-        self._start(lambda: import_campaign(choices, folder), "Importing…")
+        real = self.real_settings if self.real else None
+        self._start(lambda: import_campaign(choices, folder, real=real), "Importing…")
 
     def _imported(self, result: object) -> None:
         self._importing = False

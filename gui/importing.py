@@ -1,19 +1,22 @@
-"""Importing a CSV into a new sandbox campaign: the import dialog's logic, without Qt.
+"""Importing a CSV into a new campaign (sandbox or real): the import dialog's logic,
+without Qt.
 
 Owns turning the user's choices (encoding, delimiter, address column; each "detected"
 until chosen) into :func:`core.recipients.read_recipients` arguments, the dry run that
 fills an :class:`~core.recipients.ImportSummary` without writing anything, the plain
 words the dialog shows for it, and the import itself (through
-:func:`gui.sandbox.build_sandbox_campaign`). Every function here may run on a worker
+:mod:`gui.campaign_build`). Every function here may run on a worker
 thread: none touches a widget, and the import opens and closes its own SQLite connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypedDict
 
+from core.outgoing import MESSAGE_DRAFT
 from core.recipients import (
     DELIMITERS,
     CsvPreview,
@@ -22,12 +25,15 @@ from core.recipients import (
     preview_csv,
     read_recipients,
 )
+from core.store import NewRecipient
+from gui.campaign_build import build_campaign
 from gui.sandbox import (
     SAMPLE_MESSAGE,
     SampleCampaign,
     build_sandbox_campaign,
     sample_message_gaps,
 )
+from gui.settings_model import AppSettings, campaign_settings
 
 #: The encodings offered besides "detected": what CSV exports are usually saved in.
 ENCODINGS: Final = (
@@ -161,19 +167,50 @@ def summary_lines(run: DryRun) -> list[str]:
 
 
 def import_campaign(
-    choices: ImportChoices, folder: Path, *, now: float | None = None
+    choices: ImportChoices,
+    folder: Path,
+    *,
+    real: AppSettings | None = None,
+    now: float | None = None,
 ) -> SampleCampaign:
-    """Import the file into a new sandbox campaign in ``folder`` (the sample message,
-    sent only to the lab). Raises RecipientsError or OSError as the reader does."""
+    """Import the file into a new campaign in ``folder``: a sandbox campaign (the sample
+    message, sent only to the lab), or with ``real`` (settings that choose real
+    delivery) a real campaign from their sender whose message is a draft to write
+    before anything can be sent. Raises RecipientsError or OSError as the reader does."""
     summary = ImportSummary()
-    return build_sandbox_campaign(
+
+    def rows() -> Iterable[NewRecipient]:
+        return read_recipients(choices.path, summary, **choices.reader_arguments())
+
+    if real is None:
+        return build_sandbox_campaign(
+            folder,
+            rows,
+            summary,
+            SAMPLE_MESSAGE.read_bytes(),
+            stem=f"sandbox-{_stem(choices.path)}",
+            now=now,
+        )
+    settings = {**campaign_settings({}, real), MESSAGE_DRAFT: True}
+    path = build_campaign(
         folder,
-        lambda: read_recipients(choices.path, summary, **choices.reader_arguments()),
-        summary,
-        SAMPLE_MESSAGE.read_bytes(),
-        stem=f"sandbox-{_stem(choices.path)}",
+        rows,
+        draft_message(real.sender),
+        sender=real.sender,
+        settings=settings,
+        stem=f"campaign-{_stem(choices.path)}",
         now=now,
     )
+    return SampleCampaign(path, summary)
+
+
+def draft_message(sender: str) -> bytes:
+    """The message a real campaign starts with: only its From, to be written in the
+    message editor (the campaign is a draft until then, and nothing can send it)."""
+    return (
+        f"From: <{sender}>\r\nSubject: \r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    ).encode()
 
 
 def _stem(path: Path) -> str:

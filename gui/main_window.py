@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from core import __version__
 from core.events import Event, SenderProblemReported
+from core.outgoing import MESSAGE_DRAFT
 from core.recipients import RecipientsError
 from core.store import RETRYABLE, Status, StoreError
 from core.suppression import write_suppression
@@ -170,7 +171,9 @@ class MainWindow(QMainWindow):
             },
         )
         self.welcome = WelcomePage(
-            self.action_for[Action.NEW_SANDBOX], self.action_for[Action.OPEN]
+            self.action_for[Action.NEW_SANDBOX],
+            self.action_for[Action.IMPORT_CSV],
+            self.action_for[Action.OPEN],
         )
         self._build_layout()
         self._build_menus()
@@ -330,7 +333,8 @@ class MainWindow(QMainWindow):
         if self.import_dialog is not None:
             self.import_dialog.raise_()
             return self.import_dialog
-        dialog = ImportDialog(path, self.options.data_dir, self)
+        real = self.settings if self.settings.real else None
+        dialog = ImportDialog(path, self.options.data_dir, self, real=real)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._open_imported(dialog.campaign))
         dialog.finished.connect(self._import_dialog_closed)
@@ -344,18 +348,27 @@ class MainWindow(QMainWindow):
     def _open_imported(self, campaign: SampleCampaign | None) -> None:
         if campaign is None or self._busy():
             return
-        if self.open_file(campaign.path):
-            summary = campaign.summary
+        if not self.open_file(campaign.path) or self.session is None:
+            return
+        summary = campaign.summary
+        counts = (
+            f"{summary.valid} to send, {summary.invalid} invalid, "
+            f"{summary.duplicates} duplicates dropped"
+        )
+        if self.session.sandboxed:
             self.log.add(
-                f"sandbox campaign imported from a CSV: {summary.valid} to send, "
-                f"{summary.invalid} invalid, {summary.duplicates} duplicates dropped "
-                "(only addresses on the lab's .test domains can be reached)"
+                f"sandbox campaign imported from a CSV: {counts} (only addresses on the "
+                "lab's .test domains can be reached)"
             )
+            return
+        self.log.add(f"real campaign imported from a CSV: {counts}; write its message next")
+        self.edit_message()
 
     def edit_message(self) -> MessageEditor | None:
         """Open the Message editor on the campaign's message (window-modal, not
         blocking); once saved, the edited message and the same recipients become a new
-        sandbox campaign, which is opened (not started). None when it may not be edited."""
+        campaign of the same kind, which is opened (not started). None when it may not
+        be edited."""
         session = self.session
         if session is None or not self.action_for[Action.EDIT_MESSAGE].isEnabled():
             return None
@@ -372,7 +385,7 @@ class MainWindow(QMainWindow):
             campaign_columns(store),
             store.get,
             session.total,
-            settings=store.settings,
+            settings={k: v for k, v in store.settings.items() if k != MESSAGE_DRAFT},
             parent=self,
         )
         editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -398,7 +411,7 @@ class MainWindow(QMainWindow):
         if self.open_file(campaign.path):
             self.log.add(
                 f"message edited: saved with the same {campaign.summary.rows} recipients as "
-                f"a new sandbox campaign ({old.name} is left as it was)"
+                f"a new campaign ({old.name} is left as it was)"
             )
 
     def open_file(self, path: Path) -> bool:
@@ -767,7 +780,7 @@ class MainWindow(QMainWindow):
         folder = str(Path.home())
         name, _ = QFileDialog.getOpenFileName(
             self,
-            "New sandbox campaign from a CSV",
+            "New campaign from a CSV",
             folder,
             "CSV files (*.csv *.txt);;All files (*)",
         )

@@ -1,5 +1,5 @@
 """The Message editor: the campaign's message written, checked and previewed before it is
-saved as a new sandbox campaign.
+saved as a new campaign (of the same kind: sandbox or real).
 
 Owns the widgets only: From, Reply-To, Subject, plain text, HTML, attachments, the
 "Insert merge field" menu (the campaign's columns), "Preview as recipient N", and the
@@ -56,7 +56,7 @@ from gui.message_form import (
 #: How long the editor waits after a keystroke before it checks and previews again.
 REFRESH_MS: Final = 200
 NOTE: Final = (
-    "Saving makes a new sandbox campaign with the same recipients and this message; "
+    "Saving makes a new campaign with the same recipients and this message; "
     "the current campaign file is left as it is."
 )
 

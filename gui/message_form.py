@@ -22,7 +22,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Final
 
-from core.outgoing import template_options
+from core.outgoing import MESSAGE_DRAFT, template_options
 from core.recipients import ImportSummary
 from core.store import CampaignStore, NewRecipient, RecipientState, Status
 from core.template import (
@@ -33,7 +33,8 @@ from core.template import (
     TemplateError,
     describe,
 )
-from gui.sandbox import SampleCampaign, build_sandbox_campaign
+from gui.campaign_build import build_campaign
+from gui.sandbox import SampleCampaign, build_sandbox_campaign, is_sandbox
 
 #: The field every recipient has, whatever the CSV's columns (core.message.fields.EMAIL).
 EMAIL_FIELD: Final = "email"
@@ -207,8 +208,10 @@ def nothing_sent(store: CampaignStore) -> bool:
 def campaign_with_message(
     store: CampaignStore, message: bytes, folder: Path, *, now: float | None = None
 ) -> SampleCampaign:
-    """A new sandbox campaign in ``folder``: ``store``'s recipients (statuses as
-    imported) with ``message``. The old file is left as it is."""
+    """A new campaign in ``folder``: ``store``'s recipients (statuses as imported) with
+    ``message``, of the same kind as ``store`` (a sandbox campaign stays one; a real
+    one keeps its sender and settings, and is a draft no more). The old file is left as
+    it is."""
     summary = ImportSummary()
 
     def rows() -> Iterator[NewRecipient]:
@@ -223,4 +226,12 @@ def campaign_with_message(
                 summary.suppressed += 1
             yield NewRecipient(state.email, state.domain, state.fields, status, state.reason)
 
-    return build_sandbox_campaign(folder, rows, summary, message, stem="sandbox-edited", now=now)
+    if is_sandbox(store):
+        return build_sandbox_campaign(
+            folder, rows, summary, message, stem="sandbox-edited", now=now
+        )
+    settings = {k: v for k, v in store.settings.items() if k != MESSAGE_DRAFT}
+    path = build_campaign(
+        folder, rows, message, sender=store.sender, settings=settings, stem="campaign", now=now
+    )
+    return SampleCampaign(path, summary)

@@ -14,7 +14,6 @@ delivery chosen and acknowledged in the settings, is sent for real
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from core.outgoing import OutgoingMessages
 from core.recipients import ImportSummary, read_header, read_recipients
 from core.retry import RetryPolicy
 from core.store import CampaignStore, NewRecipient
+from gui.campaign_build import build_campaign
 
 #: The text of the banner shown while a sandbox campaign is open.
 BANNER: Final = "Sandbox: nothing leaves this computer — mail goes to a lab on 127.0.0.x"
@@ -121,36 +121,12 @@ def build_sandbox_campaign(
     now: float | None = None,
 ) -> SampleCampaign:
     """A new sandbox campaign file in ``folder`` holding ``rows()`` (which fill
-    ``summary``), built under a temporary name and renamed once complete.
-
-    Opens, fills and closes its own SQLite connection, so it may run on a worker thread.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-    path = _free_name(folder, f"{stem}-{stamp}")
+    ``summary``): marked for the lab, from the demo sender (see :func:`build_campaign`)."""
     settings: dict[str, object] = {"helo": HELO, SANDBOX_SETTING: True}
-    partial = path.with_name(path.name + ".importing")
-    try:
-        with CampaignStore.create(
-            partial, sender=SENDER, message=message, settings=settings
-        ) as store:
-            store.add_recipients(rows())
-        partial.replace(path)
-    except BaseException:
-        for leftover in (partial, *(Path(f"{partial}{s}") for s in ("-wal", "-shm"))):
-            leftover.unlink(missing_ok=True)
-        raise
+    path = build_campaign(
+        folder, rows, message, sender=SENDER, settings=settings, stem=stem, now=now
+    )
     return SampleCampaign(path, summary)
-
-
-def _free_name(folder: Path, stem: str) -> Path:
-    """``stem.mxm``, or ``stem-2.mxm``... when two demos start within a second."""
-    candidate = folder / f"{stem}.mxm"
-    number = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}-{number}.mxm"
-        number += 1
-    return candidate
 
 
 def lab_retry_policy(greylist_seconds: float) -> RetryPolicy:

@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 
 from core.engine import Engine, EngineConfig
 from core.events import Counters, Event, EventBus, ProviderLoad
+from core.outgoing import MESSAGE_DRAFT
 from core.store import CampaignStore, RecoveryReport, Status, StoreError
 from gui.loop import ErrorReporter, spawn
 from gui.message_form import UNSENT
@@ -159,6 +160,7 @@ class CampaignSession(QObject):
             fixable=self.fixable,
             real=self.real,
             send_blocked=self.send_blocked() or "",
+            draft=self.store.settings.get(MESSAGE_DRAFT) is True,
         )
 
     @property

@@ -26,7 +26,7 @@ class RunState(enum.Enum):
 
 class Action(enum.Enum):
     NEW_SANDBOX = "new sandbox campaign"
-    IMPORT_CSV = "new sandbox campaign from a CSV"
+    IMPORT_CSV = "new campaign from a CSV"
     OPEN = "open"
     SAVE_AS = "save as"
     START = "start"
@@ -72,6 +72,8 @@ class ActionContext:
     real: bool = False
     #: Why it may not be sent, when it may not (``sendable`` is False).
     send_blocked: str = ""
+    #: A real campaign made in the window whose message is not written yet.
+    draft: bool = False
 
 
 def enabled_actions(context: ActionContext) -> frozenset[Action]:
@@ -114,6 +116,8 @@ def start_blocked(context: ActionContext) -> str | None:
         )
     if context.unfinished == 0 or run is RunState.FINISHED:
         return "Every recipient has a final status: there is nothing left to send."
+    if context.draft:
+        return "Write the campaign's message first (Campaign ▸ Edit message)."
     return None
 
 
@@ -121,9 +125,9 @@ def edit_blocked(context: ActionContext) -> str | None:
     """Why "Edit message" is disabled, in the user's words; None when it is enabled."""
     run = context.run
     if run is RunState.NO_CAMPAIGN:
-        return "Open a sandbox campaign first."
-    if not context.sendable or context.real:
-        return "Only a sandbox campaign's message can be edited in the window."
+        return "Open a campaign first."
+    if not context.sendable:
+        return context.send_blocked or "This campaign cannot be sent from the window."
     if run in BUSY or not context.fresh:
         return (
             "This campaign has started sending, so it keeps its message: retries must "

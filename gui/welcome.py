@@ -1,4 +1,5 @@
-"""What the window shows with no campaign open: the way into the sandbox demo.
+"""What the window shows with no campaign open: the way into the sandbox demo, a new
+campaign from a CSV, or a campaign file.
 
 Owns the empty state only. Its buttons trigger the window's own actions, so the
 keyboard shortcuts, the menus and this page always do the same thing.
@@ -19,7 +20,13 @@ INTRODUCTION = (
 
 
 class WelcomePage(QWidget):
-    def __init__(self, sandbox: QAction, open_file: QAction, parent: QWidget | None = None):
+    def __init__(
+        self,
+        sandbox: QAction,
+        import_csv: QAction,
+        open_file: QAction,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         title = QLabel("<h2>No campaign open</h2>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -33,10 +40,13 @@ class WelcomePage(QWidget):
         self.sandbox_button = QPushButton("Try the sandbox demo")
         self.sandbox_button.setDefault(True)
         self.sandbox_button.clicked.connect(sandbox.trigger)
+        self.import_button = QPushButton("New campaign from a CSV…")
+        self.import_button.clicked.connect(import_csv.trigger)
         self.open_button = QPushButton("Open a campaign file…")
         self.open_button.clicked.connect(open_file.trigger)
         layout = QVBoxLayout(self)
         layout.addStretch(2)
-        for widget in (title, text, self.sandbox_button, self.open_button):
+        buttons = (self.sandbox_button, self.import_button, self.open_button)
+        for widget in (title, text, *buttons):
             layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(3)

@@ -255,9 +255,9 @@ def test_while_importing_another_file_cannot_be_chosen(
     release = threading.Event()
     real_import = gui.import_dialog.import_campaign
 
-    def held(choices: ImportChoices, folder: Path) -> object:
+    def held(choices: ImportChoices, folder: Path, **options: object) -> object:
         assert release.wait(10)
-        return real_import(choices, folder)
+        return real_import(choices, folder, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(gui.import_dialog, "import_campaign", held)
     dialog = ImportDialog(SAMPLE_RECIPIENTS, tmp_path / "data")

@@ -142,8 +142,12 @@ def test_edit_is_offered_only_before_sending() -> None:
     assert "same bytes" in (edit_blocked(started) or "")
     running = ActionContext(RunState.RUNNING, sendable=True, unfinished=5, fresh=True)
     assert Action.EDIT_MESSAGE not in enabled_actions(running)
-    viewed = ActionContext(RunState.READY, sendable=False, unfinished=5, fresh=True)
-    assert "sandbox" in (edit_blocked(viewed) or "")
+    viewed = ActionContext(
+        RunState.READY, sendable=False, unfinished=5, fresh=True, send_blocked="read-only"
+    )
+    assert edit_blocked(viewed) == "read-only"  # the reason it cannot be sent is the reason
+    real = ActionContext(RunState.READY, sendable=True, unfinished=5, fresh=True, real=True)
+    assert Action.EDIT_MESSAGE in enabled_actions(real)  # a real one, before it is sent
 
 
 # ---- the dialog ---------------------------------------------------------------------------

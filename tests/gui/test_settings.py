@@ -21,7 +21,9 @@ from core.dns import parse_nameserver
 from core.engine import Engine, EngineConfig
 from core.events import EventBus
 from core.lab.world import LabWorld, sandbox_world
+from core.outgoing import MESSAGE_DRAFT, OutgoingMessages
 from core.store import CampaignStore, NewRecipient, Status
+from core.template import TemplateError
 from gui.banners import Kind
 from gui.loop import EngineEventLoop, ErrorReporter
 from gui.main_window import MainWindow, WindowOptions, real_question
@@ -36,7 +38,7 @@ from gui.settings_model import (
     save_settings,
     validate,
 )
-from gui.state import Action, RunState
+from gui.state import Action, RunState, start_blocked
 
 RUN_TIMEOUT_MS = 30_000
 REAL = AppSettings(
@@ -440,3 +442,64 @@ def test_stop_pressed_before_the_engine_exists_sends_nothing(
         timeout=RUN_TIMEOUT_MS,
     )
     assert lab.delivered_to() == []
+
+
+def test_a_real_campaign_made_from_a_csv_is_a_draft_until_its_message_is_written(
+    window: MainWindow,
+    lab: LabWorld,
+    tmp_path: Path,
+    qtbot: QtBot,
+    recorder: Recorder,
+    answers: list[bool],
+) -> None:
+    recorder.factory = lab_factory(lab)
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email,first_name\nada@plain.test,Ada\nalan@plain.test,Alan\n")
+    sandbox_only = window.import_csv(csv_file)
+    assert sandbox_only is not None and not sandbox_only.real_choice.isEnabled()
+    sandbox_only.reject()  # sandbox settings: only a sandbox campaign may be made
+
+    window.apply_settings(dataclasses.replace(REAL, greylist_retry=2.0))
+    dialog = window.import_csv(csv_file)
+    assert dialog is not None
+    assert dialog.sandbox_choice.isChecked() and dialog.real_choice.isEnabled()
+    qtbot.waitUntil(lambda: not dialog.working, timeout=RUN_TIMEOUT_MS)
+    dialog.real_choice.setChecked(True)
+    assert "A real campaign from news@sender.test" in dialog.note.text()
+    dialog.import_button.click()
+    qtbot.waitUntil(lambda: window.message_editor is not None, timeout=RUN_TIMEOUT_MS)
+
+    draft = window.session
+    assert draft is not None and draft.real and draft.store.sender == "news@sender.test"
+    assert draft.store.settings["helo"] == "mail.sender.test"
+    assert not window.action_for[Action.START].isEnabled()
+    assert start_blocked(window.context()) == (
+        "Write the campaign's message first (Campaign ▸ Edit message)."
+    )
+    with pytest.raises(TemplateError, match="not written yet"):  # mxmailer send refuses too
+        OutgoingMessages(draft.store.message, draft.store.settings)
+
+    editor = window.message_editor
+    assert editor is not None and "news@sender.test" in editor.from_edit.text()
+    editor.subject_edit.setText("Hello {{first_name}}")
+    editor.text_edit.setPlainText("Dear {{first_name}},\nthe real thing.\n")
+    editor.refresh()
+    assert editor.save_button.isEnabled()
+    editor.save_button.click()
+    qtbot.waitUntil(lambda: window.session is not draft, timeout=RUN_TIMEOUT_MS)
+
+    written = window.session
+    assert written is not None and written.real and not window.context().draft
+    assert MESSAGE_DRAFT not in written.store.settings
+    assert window.action_for[Action.START].isEnabled()
+    answers.append(True)
+    window.start()
+    qtbot.waitUntil(lambda: window.context().run is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
+    assert sorted(lab.delivered_to()) == ["ada@plain.test", "alan@plain.test"]
+    subjects = sorted(
+        line
+        for message in lab.messages()
+        for line in message.data.split(b"\r\n")
+        if line.startswith(b"Subject:")
+    )
+    assert subjects == [b"Subject: Hello Ada", b"Subject: Hello Alan"]
