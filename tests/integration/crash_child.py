@@ -27,6 +27,8 @@ an end-of-data reply held by the lab) are killed from the test process instead.
   as on a full disk) or ``PRAGMA query_only`` (SQLITE_READONLY, as on a disk remounted
   read-only). Every write the store refuses afterwards is announced on stdout as a line
   ``STORE-FAILED``, so the test sees when the failure was hit.
+* ``announce``: no kill, no PRAGMA: only the ``STORE-FAILED`` lines (for a disk that the
+  test itself fills).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ _TRANSACTION_KINDS = (
 POINTS = frozenset(
     {kind for kind, _ in _TRANSACTION_KINDS}
     | {"open", "marked", "recorded", "flushed", "tls", "greylisted", "report", "close"}
-    | {"disk-full", "read-only"}
+    | {"disk-full", "read-only", "announce"}
 )
 
 
@@ -224,6 +226,11 @@ def arm(point: str) -> None:
         _report(fire)
     elif what == "close":
         _before(CampaignStore, "close", fire)
+    elif what == "announce":
+        CampaignStore.flush = announced(CampaignStore.flush)  # type: ignore[method-assign]
+        CampaignStore.mark_end_of_data = announced(  # type: ignore[method-assign]
+            CampaignStore.mark_end_of_data
+        )
     else:
         _fail_writes(what, fire)
 

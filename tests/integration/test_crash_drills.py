@@ -19,6 +19,7 @@ figures and, at the end, the totals.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -290,7 +291,8 @@ class Drill:
             f"{k} {n}" for k, n in zip(self.kills, self.doubt_per_kill, strict=True)
         )
         print(
-            f"{len(self.kills)} kills (rows left in doubt: {per_kill}); {len(rows)} recipients: "
+            f"{len(self.kills)} interruptions (rows left in doubt: {per_kill}); "
+            f"{len(rows)} recipients: "
             f"{len(duplicates)} duplicates, {len(lost)} lost, {len(ambiguous)} ambiguous "
             f"({reached} received by the lab)"
         )
@@ -310,12 +312,16 @@ class Drill:
 
 
 def drill(
-    tmp_path: Path, world: LabWorld, addresses: list[str], arrivals: dict[str, float]
+    tmp_path: Path,
+    world: LabWorld,
+    addresses: list[str],
+    arrivals: dict[str, float],
+    state: Path | None = None,
 ) -> Drill:
     recipients = write_csv(tmp_path / "r.csv", addresses)
     message = tmp_path / "m.eml"
     message.write_bytes(b"From: <news@sender.test>\nSubject: Hi {{name}}\n\nHello.\n")
-    state = tmp_path / "campaign.mxm"
+    state = state or tmp_path / "campaign.mxm"
     send = [
         *send_args(recipients, message),
         "--concurrency", str(CONCURRENCY),
@@ -483,25 +489,78 @@ async def test_a_campaign_file_turned_read_only_stops_the_sending(
     await _writes_fail(tmp_path, arrivals, "read-only", "is read-only")
 
 
-async def _writes_fail(
-    tmp_path: Path, arrivals: dict[str, float], point: str, complaint: str
+async def test_a_real_full_disk_stops_the_sending_with_a_clear_error(
+    tmp_path: Path, arrivals: dict[str, float]
 ) -> None:
-    """The store's writes start failing mid-run (SQLite's own SQLITE_FULL/READONLY on the
-    store's connection): the CLI stops with the error, nothing goes out without its
-    end-of-data mark on the file, and a later resume completes the campaign."""
+    """The campaign file on a small tmpfs that this test fills mid-run: SQLite meets
+    ENOSPC appending to its log. Needs the right to mount (root here; skipped without)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root): the PRAGMA drill stands")
+    filler = disk / "filler"
+
+    async def fill(d: Drill) -> None:
+        await d.after_messages("mx.slow.test", 5)()
+        chunk = bytes(64 * 1024)
+        with filler.open("wb", buffering=0) as handle, contextlib.suppress(OSError):
+            for _ in range(4 * 16 + 1):  # 4 MiB in 64 KiB writes: the last one cannot fit
+                handle.write(chunk)
+
+    try:
+        await _writes_fail(
+            tmp_path,
+            arrivals,
+            "announce",
+            "disk full while",
+            state=disk / "campaign.mxm",
+            during=fill,
+            freed=lambda: filler.unlink(),
+            label="tmpfs-full",
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+async def _writes_fail(
+    tmp_path: Path,
+    arrivals: dict[str, float],
+    point: str,
+    complaint: str,
+    *,
+    state: Path | None = None,
+    during: Callable[[Drill], Awaitable[None]] | None = None,
+    freed: Callable[[], None] | None = None,
+    label: str = "",
+) -> None:
+    """The store's writes start failing mid-run (SQLite's own SQLITE_FULL/READONLY): the
+    CLI stops with the error, nothing goes out without its end-of-data mark on the file,
+    and a later resume (once ``freed``) completes the campaign."""
     world = slow_and_plain()
     addresses = [f"s{n}@slow.test" for n in range(80)]
     async with world:
-        d = drill(tmp_path, world, addresses, arrivals)
+        d = drill(tmp_path, world, addresses, arrivals, state)
         server = world.server("mx.slow.test")
         process = await spawn_armed(f"{point}:3", *d.send)
         assert process.stdout is not None and process.stderr is not None
-        line = await asyncio.wait_for(process.stdout.readline(), RUN_TIMEOUT)
-        assert line == b"STORE-FAILED\n", "the store never refused a write"
+        line_read = asyncio.ensure_future(process.stdout.readline())
+        if during is not None:  # done, or the failure came first, or the run ended first
+            await asyncio.wait(
+                {asyncio.ensure_future(during(d)), line_read},
+                timeout=RUN_TIMEOUT,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        line = await asyncio.wait_for(line_read, RUN_TIMEOUT)
+        if line != b"STORE-FAILED\n":
+            await process.wait()
+            pytest.fail(f"the store never refused a write: {await process.stderr.read()!r}")
         at_failure = server.stats.messages
         _, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
         after = server.stats.messages - at_failure
         message = err.decode()
+        if freed is not None:
+            freed()
         assert process.returncode == 1, message
         assert "sending stopped, because progress could not be saved" in message
         assert complaint in message and str(d.state) in message
@@ -513,9 +572,9 @@ async def _writes_fail(
         unrecorded = [a for a in got if statuses[a] != "delivered" and a not in doubt]
         assert unrecorded == []  # everything the lab got is on the file: sent, or marked
         assert sum(1 for s in statuses.values() if s == "queued") > CONCURRENCY  # it stopped
-        print(f"{point}: stopped; {after} message(s) arrived after the failed write")
+        print(f"{label or point}: stopped; {after} message(s) arrived after the failed write")
         d.in_doubt |= doubt
-        d.kills.append(point)
+        d.kills.append(label or point)
         d.doubt_per_kill.append(len(doubt))
         await d.finish()  # the disk has room again / the file is writable again
 
