@@ -6,8 +6,9 @@ finished with some not delivered, or sending stopped because progress could not 
 (a full disk, a campaign file turned read-only: stderr names the file and the problem;
 nothing was sent unrecorded, and the same command resumes once it is fixed); 2 usage or
 input errors, a campaign file that cannot be written included (a clear message on
-stderr, nothing sent); 130 interrupted (state saved; running the same command again
-resumes).
+stderr, nothing sent), or a --report that could not be written at the end (the campaign
+file holds every result: the message says how to write the report again); 130
+interrupted (state saved; running the same command again resumes).
 """
 
 from __future__ import annotations
@@ -167,7 +168,15 @@ def run(args: argparse.Namespace) -> int:
             )
             return EXIT_UNDELIVERED
         if args.report is not None:
-            rows = store.export_report(args.report)
+            try:
+                rows = store.export_report(args.report)
+            except StoreError as error:  # the mail went out; the results are all saved
+                print(
+                    f"mxmailer send: {error}. Every result is in the campaign file: write the"
+                    f" report with mxmailer send --state {store.path} --report FILE",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
             print(f"report: {rows} rows written to {args.report}", file=sys.stderr)
         counts = store.counts()
     if interrupted:

@@ -625,3 +625,23 @@ async def test_a_read_only_campaign_file_is_refused_before_anything_is_sent(
         assert f"the campaign file {d.state} is read-only" in err
         assert received(world) == Counter()
         await d.finish()
+
+
+async def test_a_report_that_cannot_be_written_is_a_clear_error_after_the_sending(
+    tmp_path: Path, arrivals: dict[str, float]
+) -> None:
+    """Found by these drills: a --report that could not be written (a full disk, a
+    missing or read-only folder) ended a finished run with a Python traceback. The mail
+    has gone out and every result is saved: say so, and how to write the report."""
+    async with slow_and_plain() as world:
+        d = drill(tmp_path, world, ["a@plain.test", "b@plain.test"], arrivals)
+        nowhere = tmp_path / "missing" / "report.csv"
+        send = [nowhere if arg == tmp_path / "report.csv" else arg for arg in d.send]
+        code, _, err = await mxmailer(*send, timeout=RUN_TIMEOUT)
+        assert code == 2, err
+        assert "Traceback" not in err
+        assert f"cannot write the report {nowhere}: No such file or directory" in err
+        assert f"mxmailer send --state {d.state} --report FILE" in err
+        assert received(world) == Counter(["a@plain.test", "b@plain.test"])
+        await d.finish()  # as the message says: the report is written, nothing sent again
+    assert (tmp_path / "report.csv").exists()
