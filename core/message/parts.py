@@ -132,10 +132,11 @@ def _decode(entity: Entity) -> bytes | None:
 
 
 def _travels(entity: Entity) -> bool:
-    """Whether the body can go as written: 7-bit, and lines within the limits."""
+    """Whether the body can go as written: 7-bit, and lines within the limits. A NUL is
+    ASCII but not 7-bit data (RFC 2045 §2.7): servers refuse or strip it."""
     body = entity.body
     encoding = entity.transfer_encoding
-    if encoding in ("8bit", "binary") or not body.isascii():
+    if encoding in ("8bit", "binary") or not body.isascii() or b"\0" in body:
         return False
     longest = max(map(len, body.split(b"\r\n")))
     return longest <= (QP_LINE if encoding in ("quoted-printable", "base64") else MAX_LINE)

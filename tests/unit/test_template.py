@@ -963,3 +963,22 @@ def test_a_rendered_message_has_crlf_line_ends_only(name: str, city: str) -> Non
     ).data
     crlf = data.count(b"\r\n")
     assert data.count(b"\r") == crlf and data.count(b"\n") == crlf
+
+
+@pytest.mark.parametrize(
+    ("raw", "content"),
+    [
+        (b"From: a@sender.test\n\nbefore\0after\n", "text/plain"),
+        (
+            b"From: a@sender.test\nContent-Type: application/x-data\n\nab\0cd\n",
+            "application/x-data",
+        ),
+    ],
+)
+def test_a_nul_in_the_template_is_encoded_not_sent(raw: bytes, content: str) -> None:
+    """Regression (fuzzing): a NUL is ASCII but not 7-bit data (RFC 2045 §2.7), and it
+    went out raw; now the part is re-encoded and decodes to the same octets."""
+    data = MessageTemplate(raw).render({}, to="ann@x.test", message_id=MID, date=DATE).data
+    assert b"\0" not in data
+    [part] = [p for p in parse(data).walk() if p.get_content_type() == content]
+    assert part.get_payload(decode=True) == raw.partition(b"\n\n")[2].replace(b"\n", b"\r\n")
