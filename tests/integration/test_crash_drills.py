@@ -130,13 +130,7 @@ def arrivals(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
 def received(world: LabWorld) -> Counter[str]:
     """Each address, as many times as the lab received a message for it: accepted, or
     received whole and never answered (the recipient may have it all the same)."""
-    unanswered = [
-        rcpt.lower()
-        for host in world.hosts.values()
-        if host.server is not None
-        for message in host.server.unanswered
-        for rcpt in message.recipients
-    ]
+    unanswered = [rcpt.lower() for message in world.unanswered() for rcpt in message.recipients]
     return Counter(world.delivered_to() + unanswered)
 
 
