@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 
 #: How often queued store updates are committed (and final statuses announced).
 FLUSH_INTERVAL = 0.2
+#: Recipients loaded between two turns of the event loop at the start of a run: loading
+#: 100,000 takes most of a second, which a window on the same loop must not freeze for.
+LOAD_SLICE = 2_000
 #: How long a host whose TLS handshake failed gets plaintext under opportunistic TLS.
 TLS_BROKEN_FOR = 3600.0
 #: Transcript lines kept with a failed attempt: the end of the conversation, where it failed.
@@ -201,6 +204,7 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._active = 0
         self._unfinished = 0
+        self._loading = False
         self._waiting = 0
         self._paused = False
         self._stopping = False
@@ -225,17 +229,14 @@ class Engine:
         self._done = loop.create_future()
         if self._stopping:  # stopped before it started
             self._done.set_result(None)
-        now = self.clock()
         self._counts = self.store.counts()
-        for state in self.store.pending():
-            job = Job.from_state(state)
-            self._unfinished += 1
-            if job.next_attempt_at is not None and job.next_attempt_at > now:
-                self._wait(job, job.next_attempt_at)
-            else:
-                self._dispatch(job)
+        self._loading = True
+        try:
+            await self._load()
+        finally:
+            self._loading = False
         self._schedule_flush()
-        if self._unfinished == 0:
+        if self._unfinished == 0 and not self._done.done():
             self._done.set_result(None)
         try:
             await self._done
@@ -245,6 +246,22 @@ class Engine:
             raise self._failure
         counts = {status: n for status, n in self.store.counts().items() if n}
         return RunSummary(counts, self._stopping)
+
+    async def _load(self) -> None:
+        """Queue every unfinished recipient, a slice at a time: the first ones are being
+        sent while the rest load, and the loop turns between slices. The run cannot end
+        while loading (:attr:`_loading`), even if every recipient so far is final."""
+        for number, state in enumerate(self.store.pending(), 1):
+            if self._stopping:
+                return
+            job = Job.from_state(state)
+            self._unfinished += 1
+            if job.next_attempt_at is not None and job.next_attempt_at > self.clock():
+                self._wait(job, job.next_attempt_at)
+            else:
+                self._dispatch(job)
+            if number % LOAD_SLICE == 0:
+                await asyncio.sleep(0)
 
     def pause(self) -> None:
         """Open no new connections; those open finish what they hold."""
@@ -663,7 +680,7 @@ class Engine:
         self._move(job, status)
         self._unfinished -= 1
         self._record(self._update(job, status, "", None, result, fault, text=text))
-        if self._unfinished == 0:
+        if self._unfinished == 0 and not self._loading:
             self._flush()
             if self._done is not None and not self._done.done():
                 self._done.set_result(None)

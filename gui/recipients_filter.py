@@ -1,17 +1,24 @@
 """Sorting and filtering of the recipients table: by status group and by text.
 
-Owns the filter rules only. Sorting uses the model's :data:`SORT_ROLE` (numbers sort as
-numbers, times as times); re-sorting and re-filtering on change is Qt's, for the changed
-rows only (``dynamicSortFilter``).
+Owns the filter rules only. Sorting is passed on to the model
+(:meth:`gui.recipients_model.RecipientsModel.sort`), which sorts in one Python call; this
+proxy never sorts, so it keeps the model's order. Re-filtering on change is Qt's, for the
+changed rows only (``dynamicSortFilter``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel
+from PySide6.QtCore import (
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
 
-from gui.recipients_model import GROUP_ROLE, SORT_ROLE, RecipientsModel
+from gui.recipients_model import GROUP_ROLE, RecipientsModel
 from gui.rows import Group
 
 
@@ -24,9 +31,12 @@ class RecipientsFilter(QSortFilterProxyModel):
         self._groups: frozenset[Group] | None = None  # None: every group
         self._needle = ""
         self.setSourceModel(source)
-        self.setSortRole(SORT_ROLE)
         self.setFilterRole(GROUP_ROLE)
         self.setDynamicSortFilter(True)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """The header asked for a sort: the model does it (see the module's docstring)."""
+        self._source.sort(column, order)
 
     @property
     def groups(self) -> frozenset[Group] | None:

@@ -164,7 +164,8 @@ class RecipientsPanel(QWidget):
         position = self.model.book.position(recipient_id)
         if position is None:
             return False
-        index = self.proxy.mapFromSource(self.model.index(position, Column.EMAIL))
+        row = self.model.model_row(position)
+        index = self.proxy.mapFromSource(self.model.index(row, Column.EMAIL))
         if not index.isValid():
             return False
         self.table.setCurrentIndex(index)
@@ -185,7 +186,7 @@ class RecipientsPanel(QWidget):
             value = index.data(ID_ROLE)
             position = self.model.book.position(value) if isinstance(value, int) else None
             if position is not None:
-                rows.append(self.model.row_at(position))
+                rows.append(self.model.book.rows[position])
         return rows
 
     def selected_ids(self) -> list[int]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
@@ -22,7 +22,7 @@ from core.events import (
 )
 from core.store import RecipientState, Status
 from gui.recipients_filter import RecipientsFilter
-from gui.recipients_model import GROUP_ROLE, ID_ROLE, SORT_ROLE, Column, RecipientsModel
+from gui.recipients_model import GROUP_ROLE, ID_ROLE, Column, RecipientsModel
 from gui.rows import Group, RecipientBook, RecipientRow, contiguous
 
 NOW = 1_800_000_000.0
@@ -247,7 +247,31 @@ def test_sorting_uses_numbers_and_times_not_text(proxy: RecipientsFilter) -> Non
     proxy.sort(Column.PHASE, Qt.SortOrder.AscendingOrder)
     ids = sorted_ids(proxy)
     assert ids.index(8) < ids.index(9) < ids.index(10)  # waiting, bounced, delivered
-    assert proxy.index(0, Column.ATTEMPTS).data(SORT_ROLE) is not None
+    proxy.sort(Column.NUMBER, Qt.SortOrder.DescendingOrder)
+    assert sorted_ids(proxy) == list(range(10, 0, -1))
+
+
+def test_after_a_sort_changes_and_the_selection_follow_their_recipients(
+    proxy: RecipientsFilter, model: RecipientsModel
+) -> None:
+    selection = QItemSelectionModel(proxy)
+    row_of_7 = sorted_ids(proxy).index(7)
+    selection.setCurrentIndex(
+        proxy.index(row_of_7, 0),
+        QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    proxy.sort(Column.EMAIL, Qt.SortOrder.DescendingOrder)
+    assert selection.currentIndex().data(ID_ROLE) == 7
+    assert [index.data(ID_ROLE) for index in selection.selectedRows()] == [7]
+    assert model.rowCount() == 10 and proxy.rowCount() == 10
+
+    changed: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda top, bottom, _roles: changed.append((top.row(), bottom.row())))
+    model.apply([AttemptFinished(4, "transient", 451, "", "later", "mx")])
+    (first, last), = changed
+    assert first == last and model.index(first, 0).data(ID_ROLE) == 4
+    shown = [proxy.index(row, Column.ATTEMPTS).data() for row in range(10)]
+    assert shown[sorted_ids(proxy).index(4)] == "1"  # the cell shown for recipient 4
 
 
 def test_filter_by_status_group_and_by_text(proxy: RecipientsFilter) -> None:
