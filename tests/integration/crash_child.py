@@ -1,7 +1,8 @@
 """``mxmailer`` with one crash point armed: run as a subprocess by the crash drills.
 
 ``python -m tests.integration.crash_child POINT -- ARGS...`` runs ``mxmailer ARGS`` (the
-real ``core.cli.main``) after arming ``POINT``, a place in the code where the process
+real ``core.cli.main``; ``ARGS`` starting with ``rehearse``: the window's engine,
+``python -m gui.smoke ARGS[1:]``) after arming ``POINT``, a place in the code where the process
 SIGKILLs itself. The kill is real (no exception, no ``finally``, no flush, no SQLite
 rollback); only *where* it lands is chosen, which a kill from outside cannot do with
 precision (inside a store transaction before its COMMIT, between the end-of-data mark's
@@ -239,6 +240,10 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[1] != "--":
         raise SystemExit("usage: python -m tests.integration.crash_child POINT -- ARGS...")
     arm(argv[0])
+    if argv[2:3] == ["rehearse"]:
+        from gui.smoke import main as rehearse
+
+        return rehearse(argv[3:])
     from core.cli import main as mxmailer
 
     return mxmailer(argv[2:])

@@ -161,13 +161,20 @@ async def spawn_armed(point: str, *args: str | Path) -> asyncio.subprocess.Proce
     )  # fmt: skip
 
 
+def app_args(state: Path, world: LabWorld) -> list[str]:
+    """``gui.smoke``'s rehearsal: the window, offscreen, sending ``state`` to ``world``."""
+    return [
+        str(state), "--nameserver", world.nameserver, "--port", str(world.port),
+        "--concurrency", str(CONCURRENCY),
+    ]  # fmt: skip
+
+
 async def spawn_app(
     state: Path, world: LabWorld, stderr: int = asyncio.subprocess.DEVNULL
 ) -> asyncio.subprocess.Process:
-    """The window, offscreen, sending ``state`` to ``world`` (``gui.smoke``'s rehearsal)."""
+    """The window's engine on qasync, offscreen, sending ``state`` to ``world``."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gui.smoke", str(state), "--nameserver", world.nameserver,
-        "--port", str(world.port), "--concurrency", str(CONCURRENCY),
+        sys.executable, "-m", "gui.smoke", *app_args(state, world),
         cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )  # fmt: skip
@@ -187,15 +194,17 @@ class Drill:
     kills: list[str] = field(default_factory=list)
     doubt_per_kill: list[int] = field(default_factory=list)
 
-    async def crash_at(self, point: str) -> None:
-        """A run that kills itself at ``point``; it must get there."""
+    async def crash_at(self, point: str, *, app: bool = False) -> None:
+        """A run (of the CLI, or of the app's engine) that kills itself at ``point``; it
+        must get there."""
         before = received(self.world)
-        process = await spawn_armed(point, *self.send)
+        args = ["rehearse", *app_args(self.state, self.world)] if app else self.send
+        process = await spawn_armed(point, *args)
         _, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
         assert process.returncode == -signal.SIGKILL, (
             f"kill point {point} was not reached: exit {process.returncode}\n{err.decode()}"
         )
-        self.killed(point, before)
+        self.killed(f"app-{point}" if app else point, before)
 
     async def kill_when(
         self,
@@ -447,7 +456,8 @@ async def test_the_cli_killed_during_dns_greylisting_starttls_and_unanswered_rep
 async def test_the_app_killed_mid_send_and_resumed_sends_each_recipient_once(
     tmp_path: Path, arrivals: dict[str, float]
 ) -> None:
-    """The window's engine (qasync, offscreen) killed twice mid-send, resumed by the app."""
+    """The window's engine (qasync, offscreen) killed mid-send: from outside after N
+    delivered, and at its own store writes; resumed by the app each time."""
     world = slow_and_plain()
     addresses = [f"s{n}@slow.test" for n in range(60)] + [f"p{n}@plain.test" for n in range(10)]
     async with world:
@@ -465,6 +475,9 @@ async def test_the_app_killed_mid_send_and_resumed_sends_each_recipient_once(
                 d.after_messages("mx.slow.test", n),
                 await spawn_app(d.state, world),
             )
+        await d.crash_at(f"txn-mark:{d.rng.randint(2, 8)}", app=True)
+        await d.crash_at(f"marked:{d.rng.randint(2, 8)}", app=True)
+        await d.crash_at(f"txn-flush:{d.rng.randint(2, 4)}", app=True)
         app = await spawn_app(d.state, world, asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(app.communicate(), RUN_TIMEOUT)
         assert app.returncode == 0, err.decode()
