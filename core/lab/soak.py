@@ -48,8 +48,10 @@ class SoakOptions:
     pace: Pace = field(default_factory=Pace)
     #: The sender's options (see ``mxmailer send --help``): a cap on every network wait,
     #: the first retry after greylisting without a hint and after other failures, and how
-    #: long a recipient may be retried at all.
-    network_timeout: float = 1.0
+    #: long a recipient may be retried at all. The cap is what each tarpit costs; at 1 s a
+    #: lab busy with 100 connections on a loaded machine sometimes answered an end of data
+    #: later than that, and the sender rightly called the message possibly delivered.
+    network_timeout: float = 5.0
     greylist_retry: float = 0.5
     retry: float = 0.5
     lifetime: float = 600.0
