@@ -39,7 +39,7 @@ from core.engine import FLUSH_INTERVAL
 from core.lab import Act, Behaviour, Greylist, Hostile, Stage, TLSMode
 from core.lab.records import ReceivedMessage, Recorder
 from core.lab.world import LabWorld
-from core.store import CampaignStore, NewRecipient
+from core.store import IMPORT_BATCH, CampaignStore, NewRecipient
 from tests.integration.support import slow_world
 from tests.integration.test_cli_send import (
     ROOT,
@@ -632,6 +632,25 @@ async def test_a_read_only_campaign_file_is_refused_before_anything_is_sent(
         assert f"the campaign file {d.state} is read-only" in err
         assert received(world) == Counter()
         await d.finish()
+
+
+async def test_an_import_killed_after_its_first_batch_is_started_over(
+    tmp_path: Path, arrivals: dict[str, float]
+) -> None:
+    """An import commits every IMPORT_BATCH rows: killed inside its second batch, the
+    rows already committed must not become a campaign that a rerun adds to again."""
+    count = IMPORT_BATCH + 5
+    async with slow_and_plain() as world:
+        d = drill(tmp_path, world, [f"u{n}@plain.test" for n in range(count)], arrivals)
+        await d.crash_at("txn-import:2")
+        assert not d.state.exists()
+        await d.crash_at("open:1")  # the rerun's import is whole; nothing sent yet
+        with closing(sqlite3.connect(d.state)) as db:
+            rows, distinct = db.execute(
+                "SELECT count(*), count(DISTINCT email) FROM recipients"
+            ).fetchone()
+    assert rows == distinct == count
+    assert received(world) == Counter()
 
 
 async def test_a_report_that_cannot_be_written_is_a_clear_error_after_the_sending(
