@@ -24,11 +24,16 @@ Run it with ``.venv/bin/python bench/soak.py`` (``--recipients``, ``--domains``,
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import sys
 import tempfile
 from pathlib import Path
 
-from core.lab.soak import SoakOptions, describe, figures, run_soak
+from core.lab.soak import GRACE, SoakOptions, describe, figures, run_soak
+
+#: Seconds past the watchdog's second interrupt before the whole benchmark gives up
+#: (the import before the send and the reading after it are in this too).
+LAST_RESORT = 300.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +62,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(options: SoakOptions, folder: Path) -> int:
     print(f"soak: running in {folder} (the lab in a child process)", flush=True)
-    run = run_soak(options, folder)
+    # The last resort, should even the watchdog's second interrupt not end the send: every
+    # thread's stack on stderr, then exit (the lab child stops when its stdin closes).
+    faulthandler.dump_traceback_later(options.timeout + 2 * GRACE + LAST_RESORT, exit=True)
+    try:
+        run = run_soak(options, folder)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
     result = figures(run)
     for line in describe(run, result):
         print(line)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import cli
 from core.lab.hostile_world import Expect, HostileScript, Kind, Pace, hostile_script
 from core.lab.soak_lab import LabProcess, LabRecord
 from core.store import CampaignStore, Status
@@ -167,8 +168,6 @@ def _send_argv(
 def _send(argv: list[str], timeout: float) -> tuple[int, bool]:
     """``mxmailer ARGV`` in this process, interrupted (like Ctrl-C) after ``timeout`` s and
     again ``GRACE`` s later; returns its exit code and whether it had to be interrupted."""
-    from core import cli  # here: the lab child never needs the sender's modules
-
     done = threading.Event()
     fired: list[float] = []
 
