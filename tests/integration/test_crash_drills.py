@@ -481,6 +481,7 @@ async def test_the_app_killed_mid_send_and_resumed_sends_each_recipient_once(
         app = await spawn_app(d.state, world, asyncio.subprocess.PIPE)
         _, err = await asyncio.wait_for(app.communicate(), RUN_TIMEOUT)
         assert app.returncode == 0, err.decode()
+        await d.crash_at("close:1", app=True)  # opened again, nothing to send, closing
         d.settle()
 
 
