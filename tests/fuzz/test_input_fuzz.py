@@ -5,8 +5,8 @@ merge value can add, remove or end a header.
 
 The documented errors: :class:`~core.recipients.RecipientsError` (recipients file),
 :class:`~core.suppression.SuppressionError` (a RecipientsError; suppression file),
-:class:`~core.template.TemplateError` (message template). Anything else escaping is a
-finding.
+:class:`~core.template.TemplateError` (message template), :class:`~core.dkim.DKIMError`
+(DKIM key file). Anything else escaping is a finding.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import event as count
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.dkim import DKIMError, DKIMSigner
 from core.recipients import (
     ImportSummary,
     RecipientsError,
@@ -205,3 +206,36 @@ def test_no_merge_value_changes_the_headers(raw: bytes, name: str, note: str, ur
     assert all(len(line) <= 998 for line in rendered.split(b"\r\n"))
     assert rendered.count(b"\r") == rendered.count(b"\n") == rendered.count(b"\r\n")
     assert b"\0" not in rendered
+
+
+# ---- DKIM keys -----------------------------------------------------------------------------
+
+KEY_PIECES = [
+    b"-----BEGIN PRIVATE KEY-----\n", b"-----END PRIVATE KEY-----\n",
+    b"-----BEGIN RSA PRIVATE KEY-----\n", b"-----END RSA PRIVATE KEY-----\n",
+    b"-----BEGIN OPENSSH PRIVATE KEY-----\n", b"-----BEGIN CERTIFICATE-----\n",
+    b"-----BEGIN PUBLIC KEY-----\n", b"Proc-Type: 4,ENCRYPTED\n", b"MC4CAQAwBQYDK2VwBCIEI",
+    b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", b"MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+    b"====\n", b"\n", b"\r\n", b"\0", b"\xff", b"v=DKIM1; k=rsa; p=MIIB\n",
+]  # fmt: skip
+key_bytes = st.binary(max_size=200) | st.lists(st.sampled_from(KEY_PIECES), max_size=12).map(
+    b"".join
+)
+
+
+@FUZZ
+@given(key_bytes)
+def test_any_key_file_gives_a_signer_or_a_dkim_error(data: bytes) -> None:
+    with TemporaryDirectory() as folder:
+        path = Path(folder) / "dkim.pem"
+        path.write_bytes(data)
+        path.chmod(0o600)
+        try:
+            signer = DKIMSigner(path, selector="s1", domain="sender.test")
+        except DKIMError as error:
+            material = [ln for ln in data.splitlines() if len(ln) >= 16 and b"-----" not in ln]
+            assert not any(ln.decode("latin-1") in str(error) for ln in material), error
+            count("key refused")
+            return
+        count("key loaded")
+        assert signer.algorithm in ("rsa-sha256", "ed25519-sha256")
