@@ -344,6 +344,9 @@ def slow_and_plain() -> LabWorld:
 async def test_the_cli_killed_at_16_points_and_resumed_sends_each_recipient_once(
     tmp_path: Path, arrivals: dict[str, float]
 ) -> None:
+    """One campaign through a whole life of kills, in the order a run meets them (the
+    import, the open, the first marks and flushes, mid-run, stopping, the report, the
+    close), so that each point is still ahead of the run that arms it."""
     world = slow_and_plain()
     addresses = [f"s{n}@slow.test" for n in range(130)] + [f"p{n}@plain.test" for n in range(30)]
     async with world:
