@@ -6,7 +6,8 @@ message after a 354 until the lone dot, dot-stuffing undone) by :class:`WireServ
 oracle that shares no code with ``core.smtp``. Addresses and bodies are drawn from
 adversarial text (CR, LF, NUL, ``\\r\\n.\\r\\n``, ``RCPT TO:``, angle brackets); the server
 answers each command with a drawn reply; the driver interleaves everything a driver may
-do (partial writes, a held end of data, timeouts, a lost connection, an abort). Then:
+do (partial writes, a held end of data, timeouts, a lost connection, an abort, a failed
+TLS handshake). Then:
 
 * each command on the wire is one of the session's own, with an address that was given;
 * each message the server took is exactly a submitted body, whole;
@@ -276,7 +277,10 @@ def test_data_never_becomes_a_command_and_outcomes_match_the_wire(
                 assert all(event.transaction is not r.transaction for r in reported)
                 reported.append(event)
             elif isinstance(event, StartTLS):
-                session.tls_established()
+                if data.draw(st.booleans(), label="handshake fails"):
+                    session.tls_failed("fuzz")
+                else:
+                    session.tls_established()
             elif isinstance(event, Closed):
                 closed = True
             else:
