@@ -52,6 +52,7 @@ bench: install
 	$(BIN)/python bench/import_speed.py
 	$(BIN)/python bench/message_build.py
 	$(BIN)/python bench/dkim_sign.py
+	$(BIN)/python bench/gui_responsiveness.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import heapq
 import itertools
 import logging
@@ -72,6 +73,9 @@ log = logging.getLogger(__name__)
 
 #: How often queued store updates are committed (and final statuses announced).
 FLUSH_INTERVAL = 0.2
+#: Results queued that make a flush come sooner: a commit takes ~0.1 ms per result, and
+#: a window on the same loop must not wait for a thousand at once (~70 ms measured).
+FLUSH_BATCH = 250
 #: Recipients loaded between two turns of the event loop at the start of a run: loading
 #: 100,000 takes most of a second, which a window on the same loop must not freeze for.
 LOAD_SLICE = 2_000
@@ -205,6 +209,7 @@ class Engine:
         self._active = 0
         self._unfinished = 0
         self._loading = False
+        self._early_flush = False  # a flush is due at once: FLUSH_BATCH results queued
         self._waiting = 0
         self._paused = False
         self._stopping = False
@@ -235,12 +240,17 @@ class Engine:
             await self._load()
         finally:
             self._loading = False
+        # The recipients just loaded (and a window's rows) live as long as the run: out
+        # of the collector's sight, a full collection no longer walks them all (pauses of
+        # 60-200 ms at 30,000 recipients, measured, in the loop a window shares).
+        gc.freeze()
         self._schedule_flush()
         if self._unfinished == 0 and not self._done.done():
             self._done.set_result(None)
         try:
             await self._done
         finally:
+            gc.unfreeze()
             await self._wind_down()
         if self._failure is not None:
             raise self._failure
@@ -301,6 +311,10 @@ class Engine:
             self.store.record(update)
         except StoreError as error:
             self._fail_run(error)
+            return
+        if self.store.queued_updates >= FLUSH_BATCH and not self._early_flush:
+            self._early_flush = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     # ---- scheduling ---------------------------------------------------------------------
 
@@ -775,6 +789,7 @@ class Engine:
 
     def _flush(self) -> None:
         """Commit what is queued, then announce the final statuses it made durable."""
+        self._early_flush = False
         if self._failure is not None:
             return
         try:
