@@ -35,7 +35,7 @@ from core import __version__
 from core.events import Event, SenderProblemReported
 from core.outgoing import MESSAGE_DRAFT
 from core.recipients import RecipientsError
-from core.store import RETRYABLE, Status, StoreError
+from core.store import RETRYABLE, RecipientState, Status, StoreError
 from core.suppression import write_suppression
 from core.template import TemplateError
 from gui.actions import apply_context, build_actions
@@ -380,11 +380,16 @@ class MainWindow(QMainWindow):
             form = form_from_eml(store.message)
         except TemplateError:
             form = MessageForm()
+        rows = self.model.book.rows  # in the file's order; ids have gaps after a removal
+
+        def recipient(number: int) -> RecipientState:
+            return store.get(rows[number - 1].id)
+
         editor = MessageEditor(
             form,
             campaign_columns(store),
-            store.get,
-            session.total,
+            recipient,
+            len(rows),
             settings={k: v for k, v in store.settings.items() if k != MESSAGE_DRAFT},
             parent=self,
         )

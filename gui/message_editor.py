@@ -301,7 +301,11 @@ class MessageEditor(QDialog):
             recipient = None
         self.recipient_label.setText(recipient.email if recipient is not None else "")
         if template is None or recipient is None:
-            self.headers_view.setText("No preview: fix the problems below first.")
+            self.headers_view.setText(
+                "No preview: fix the problems below first."
+                if template is None
+                else "No preview: the campaign has no recipient with this number."
+            )
             self.preview_text.setPlainText("")
             self.preview_html.setHtml("")
             self.attachments_view.setText("")

@@ -272,3 +272,26 @@ def test_a_saved_message_is_what_the_lab_receives(window: MainWindow, qtbot: QtB
     qtbot.waitUntil(lambda: window.context().run is RunState.FINISHED, timeout=RUN_TIMEOUT_MS)
     assert session.store.get(3).status is Status.DELIVERED
     assert not edit.isEnabled()
+
+
+def test_preview_as_recipient_n_counts_the_rows_left_after_a_removal(
+    window: MainWindow,
+) -> None:
+    window.open_sandbox()
+    session = window.session
+    assert session is not None
+    first_three = [row.id for row in window.model.book.rows[:3]]
+    assert session.remove(first_three) == 3
+    window._reload_rows(session)
+    left = window.model.book.rows
+    editor = window.edit_message()
+    assert editor is not None
+    assert editor.row_spin.maximum() == len(left) == 21
+    editor.row_spin.setValue(1)
+    editor.refresh()
+    assert editor.recipient_label.text() == left[0].email
+    editor.row_spin.setValue(21)
+    editor.refresh()
+    assert editor.recipient_label.text() == left[20].email
+    assert "No preview" not in editor.headers_view.text()
+    editor.reject()
