@@ -690,6 +690,13 @@ class CampaignStore:
 
     # ---- the user's decisions ------------------------------------------------------------
 
+    def ever_attempted(self) -> bool:
+        """Some recipient was tried already. A retry queues it again but keeps its
+        attempts, Message-ID and Date, so statuses alone cannot tell: the campaign's
+        message and signing settings are fixed once this is True."""
+        rows = self._read("SELECT EXISTS (SELECT 1 FROM recipients WHERE attempts > 0)", ())
+        return bool(rows[0][0])
+
     def fixable_ids(self) -> list[int]:
         """Rows that failed for a reason that may have been fixed since: deferred and
         expired ones, and bounces the servers blamed on the sender (a blocklisting, a

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QFont
+from PySide6.QtGui import QAction, QFont, QHideEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.store import RecipientState
+from core.store import RecipientState, StoreError
 from core.template import Attachment, MessageTemplate, TemplateError
 from gui.banners import Banner, Kind
 from gui.message_form import (
@@ -297,7 +297,7 @@ class MessageEditor(QDialog):
     def _preview(self, template: MessageTemplate | None) -> None:
         try:
             recipient = self._recipient(self.row_spin.value())
-        except (KeyError, LookupError):
+        except (LookupError, StoreError):  # no such row; the file could not be read
             recipient = None
         self.recipient_label.setText(recipient.email if recipient is not None else "")
         if template is None or recipient is None:
@@ -364,6 +364,16 @@ class MessageEditor(QDialog):
                 self.add_attachment(Path(name))
             except OSError as error:
                 self.problems.show_text(f"“{Path(name).name}” could not be read: {error}")
+
+    def done(self, result: int) -> None:
+        """Closed (saved or not): a check still due would read a campaign that may be
+        closed by now."""
+        self._timer.stop()
+        super().done(result)
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self._timer.stop()
+        super().hideEvent(event)
 
     def accept(self) -> None:
         self.refresh()

@@ -71,6 +71,8 @@ class CampaignSession(QObject):
         #: How many rows "Retry what may work now" would queue (read while no run holds
         #: the file: at open, after a run, after a retry or a removal).
         self.fixable = 0 if store.read_only else len(store.fixable_ids())
+        #: A recipient was tried before (then requeued, perhaps): not fresh any more.
+        self.attempted = store.ever_attempted()
         self.waiting = 0
         self.next_retry_at: float | None = None
         self.per_second = 0.0
@@ -165,8 +167,9 @@ class CampaignSession(QObject):
 
     @property
     def fresh(self) -> bool:
-        """Nothing was sent yet: every status is one the import set, and no run began."""
-        if self.started:
+        """Nothing was sent yet: every status is one the import set, no recipient was
+        ever tried (a retried one is queued again), and no run began."""
+        if self.started or self.attempted:
             return False
         return all(n == 0 for status, n in self.counts.items() if status not in UNSENT)
 
@@ -249,6 +252,7 @@ class CampaignSession(QObject):
         """Counts, the fixable rows and the run state, from the file."""
         self.counts = self.store.counts()
         self.fixable = len(self.store.fixable_ids())
+        self.attempted = self.store.ever_attempted()
         self.run_state = RunState.READY if self.unfinished else RunState.FINISHED
         self.changed.emit()
 

@@ -14,6 +14,7 @@ from core.template import Attachment, describe
 from gui.main_window import MainWindow
 from gui.message_editor import MessageEditor, OfflineBrowser
 from gui.message_form import (
+    UNSENT,
     MessageForm,
     campaign_columns,
     campaign_with_message,
@@ -295,3 +296,21 @@ def test_preview_as_recipient_n_counts_the_rows_left_after_a_removal(
     assert editor.recipient_label.text() == left[20].email
     assert "No preview" not in editor.headers_view.text()
     editor.reject()
+
+
+def test_a_campaign_tried_before_keeps_its_message_even_once_every_row_is_queued_again(
+    window: MainWindow, tmp_path: Path
+) -> None:
+    path = create_sample_campaign(tmp_path / "made").path
+    with CampaignStore.open(path)[0] as store:
+        ada = next(s for s in store.states() if s.email == "ada@plain.test")
+        store.record(ada.to_update(status=Status.EXPIRED, code=451, text="later", attempts=1))
+        store.flush()
+    assert window.open_file(path)
+    session = window.session
+    assert session is not None and not session.fresh
+    assert session.retry([ada.id]) == 1  # every status is one an import sets again...
+    assert all(status in UNSENT for status, n in session.counts.items() if n)
+    assert not session.fresh  # ...but its Message-ID and Date are fixed: not fresh
+    assert not window.action_for[Action.EDIT_MESSAGE].isEnabled()
+    assert "same bytes" in (edit_blocked(window.context()) or "")
