@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install run test lint typecheck mta qt bench clean
+.PHONY: install run test lint typecheck mta qt bench soak fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ bench: install
 	$(BIN)/python bench/message_build.py
 	$(BIN)/python bench/dkim_sign.py
 	$(BIN)/python bench/gui_responsiveness.py
+
+# Long runs, separate from `make test` (which runs a short version of each).
+# The soak: 100,000 recipients over 1,000 misbehaving lab domains (docs/RELIABILITY.md).
+soak: install
+	$(BIN)/python bench/soak.py
+
+# The fuzzers' long run (hypothesis; MXMAILER_FUZZ=long raises the example counts).
+fuzz: install
+	MXMAILER_FUZZ=long $(BIN)/pytest -q tests/fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
