@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Install Postfix and postgrey for tests/integration/test_postfix_interop.py, and make sure
-# neither runs system-wide: the tests start private instances of both (tests/integration/
-# mta.py) on free loopback ports, from their own temporary directories.
+# Install Postfix and postgrey for tests/integration/test_postfix_interop.py, and Dovecot's
+# IMAP server for tests/integration/test_bounces_imap.py, and make sure none runs
+# system-wide: the tests start private instances (tests/integration/mta.py, imap.py) on
+# free loopback ports, from their own temporary directories.
 #
 # Idempotent and non-interactive; needs root and Debian's apt (Debian 12 on CI). Postfix is
 # preseeded to "No configuration", so the package writes no /etc/postfix/main.cf and its
-# system service has nothing to start. Exits non-zero, saying why, on any failure.
+# system service has nothing to start; Dovecot's service is stopped and disabled. Exits
+# non-zero, saying why, on any failure.
 set -euo pipefail
 
-PACKAGES=(postfix postgrey)
+PACKAGES=(postfix postgrey dovecot-imapd)
 
 NAME=install-mta
 # shellcheck source=.ci/apt.sh
@@ -39,7 +41,8 @@ fi
 
 # Stop whatever the packages (or an earlier run) started, and keep it from starting at
 # boot: a system postgrey would hold 127.0.0.1:10023, a system Postfix port 25.
-for service in postgrey postfix; do
+# A system Dovecot would hold ports 143 and 993.
+for service in postgrey postfix dovecot; do
     if [ -d /run/systemd/system ]; then
         systemctl disable --now "$service" >/dev/null 2>&1 || true
     else
@@ -54,10 +57,10 @@ if [ -s /run/postgrey.pid ] && kill -0 "$(cat /run/postgrey.pid)" 2>/dev/null; t
 fi
 
 # What the tests need, checked here so that a broken install fails now, not as a test.
-for program in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postgrey; do
+for program in /usr/sbin/postfix /usr/sbin/postconf /usr/sbin/postgrey /usr/sbin/dovecot; do
     [ -x "$program" ] || die "$program missing after the install"
 done
-for user in postfix postgrey; do
+for user in postfix postgrey dovecot dovenull; do
     getent passwd "$user" >/dev/null || die "user $user missing after the install"
 done
 getent group postdrop >/dev/null || die "group postdrop missing after the install"
@@ -65,4 +68,4 @@ version=$(postconf -d -h mail_version) || die "postconf does not run"
 # maillog_file and postlogd (3.4), smtpd_forbid_unauth_pipelining (3.7.9).
 dpkg --compare-versions "$version" ge 3.7.9 \
     || die "Postfix $version is too old: the tests need 3.7.9 or later"
-say "ready: Postfix $version, $(/usr/sbin/postgrey --version)"
+say "ready: Postfix $version, $(/usr/sbin/postgrey --version), Dovecot $(/usr/sbin/dovecot --version)"
