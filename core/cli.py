@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         "suppression list",
     )
     review.add_export_arguments(export)
+    domains = commands.add_parser(
+        "export-domains",
+        help="write a campaign's per-domain summary (delivered, bounced, greylisted, "
+        "median delivery delay, top bounce replies) as CSV",
+    )
+    review.add_export_arguments(domains, "the CSV file to write")
     lab_parser = commands.add_parser(
         "lab",
         help="run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C",
@@ -129,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return review.run_preview(args)
     if args.command == "export-bounces":
         return review.run_export_bounces(args)
+    if args.command == "export-domains":
+        return review.run_export_domains(args)
     if args.command == "lab":
         return asyncio.run(_lab(args))
     if args.command == "probe":

@@ -1,4 +1,5 @@
-"""Commands that read a campaign file without sending: ``preview`` and ``export-bounces``.
+"""Commands that read a campaign file without sending: ``preview``, ``export-bounces`` and
+``export-domains``.
 
 ``mxmailer preview --state F --row N`` prints the exact message recipient N (1-based, in
 import order) receives, built by the same code as the engine's (template, merge fields,
@@ -9,6 +10,10 @@ preview of a retry is the retry's bytes; one not yet tried gets the ones it woul
 ``mxmailer export-bounces --state F --output FILE`` writes the addresses that bounced for
 their own reasons (unknown mailbox, disabled account...) as a suppression list for the
 next campaign (``mxmailer send --suppression FILE``).
+
+``mxmailer export-domains --state F --output FILE.csv`` writes the per-domain summary
+(:mod:`core.domain_summary`): delivered, bounced, greylisted, median delivery delay and
+the bounces' most common replies, per recipient domain.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from pathlib import Path
 
 from core.dkim import DKIMError
+from core.domain_summary import export_domain_summary
 from core.outgoing import OutgoingMessages
 from core.store import CampaignStore, RecipientState, StoreError
 from core.suppression import write_suppression
@@ -35,9 +41,11 @@ def add_preview_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+def add_export_arguments(
+    parser: argparse.ArgumentParser, output: str = "the suppression file"
+) -> None:
     parser.add_argument("--state", type=Path, required=True, help="the campaign file")
-    parser.add_argument("--output", type=Path, required=True, help="the suppression file")
+    parser.add_argument("--output", type=Path, required=True, help=output)
 
 
 def preview_message(store: CampaignStore, row: int, *, at: float | None = None) -> bytes:
@@ -93,6 +101,17 @@ def run_export_bounces(args: argparse.Namespace) -> int:
             "clear reason, so those addresses may be fine",
             file=sys.stderr,
         )
+    return EXIT_OK
+
+
+def run_export_domains(args: argparse.Namespace) -> int:
+    try:
+        with CampaignStore.open(args.state, read_only=True)[0] as store:
+            domains = export_domain_summary(store, args.output)
+    except StoreError as error:
+        print(f"mxmailer export-domains: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{domains} domain(s) summarized in {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -328,7 +328,7 @@ def _decode_values(encoded: str) -> list[str]:
     return values
 
 
-def _spreadsheet_safe(cell: str) -> str:
+def spreadsheet_safe(cell: str) -> str:
     """Keep a spreadsheet from running a server's reply as a formula (CSV injection)."""
     if cell and cell[0] in "=+-@\t\r":
         return "'" + cell
@@ -690,6 +690,14 @@ class CampaignStore:
 
     # ---- the user's decisions ------------------------------------------------------------
 
+    def ids_with_outcome(self, outcome: str) -> set[int]:
+        """The recipients with at least one attempt that ended in ``outcome`` (an
+        :class:`core.smtp.session.Outcome` value such as ``"greylisted"``)."""
+        rows = self._read(
+            "SELECT DISTINCT recipient_id FROM attempts WHERE outcome = ?", (outcome,)
+        )
+        return {row[0] for row in rows}
+
     def ever_attempted(self) -> bool:
         """Some recipient was tried already. A retry queues it again but keeps its
         attempts, Message-ID and Date, so statuses alone cannot tell: the campaign's
@@ -838,7 +846,7 @@ class CampaignStore:
                 writer = csv.writer(file)
                 writer.writerow(REPORT_HEADER)
                 for row in self.report_rows():
-                    writer.writerow([_spreadsheet_safe(cell) for cell in row.as_tuple()])
+                    writer.writerow([spreadsheet_safe(cell) for cell in row.as_tuple()])
                     written += 1
             os.replace(partial, path)
         except OSError as exc:
