@@ -7,8 +7,9 @@ questions asked, so a test can prove that a resolver cached or coalesced. Answer
 authoritative (AA); NXDOMAIN and NODATA carry the zone's SOA (RFC 2308); a UDP answer too
 big for the client is truncated (TC) so that the client asks again over TCP (RFC 7766).
 
-It never recurses or forwards, never answers for a name outside ``test.`` (RFC 2606),
-never hands out an address that is not loopback, never listens anywhere but loopback
+It never recurses or forwards, never answers for a name outside ``test.`` (RFC 2606)
+or the reverse names of loopback addresses (PTR records, for reverse-DNS checks), never
+hands out an address that is not loopback, never listens anywhere but loopback
 (see ``core.lab.loopback``) and never connects anywhere.
 """
 
@@ -32,6 +33,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
+import dns.reversename
 import dns.rrset
 
 from core.lab.loopback import EPHEMERAL_PORT, LISTEN_BACKLOG, require_loopback
@@ -98,6 +100,12 @@ class DNSStats:
 
 
 _ORIGIN = dns.name.from_text(LAB_ORIGIN)
+#: The reverse zones a lab zone also serves: loopback addresses only (RFC 1035 §3.5 and
+#: RFC 3596 §2.5), so that a PTR a test publishes can never describe a real address.
+REVERSE_APEXES = (
+    dns.name.from_text("127.in-addr.arpa"),
+    dns.reversename.from_address("::1"),
+)
 
 
 def _lab_name(text: str) -> dns.name.Name:
@@ -129,7 +137,7 @@ class LabZone:
     RRset has one TTL: the smallest given for its records.
     """
 
-    __slots__ = ("_faults", "_names", "_rrsets", "negative_ttl", "origin", "ttl")
+    __slots__ = ("_apexes", "_faults", "_names", "_rrsets", "negative_ttl", "origin", "ttl")
 
     def __init__(
         self,
@@ -144,9 +152,11 @@ class LabZone:
         self._rrsets: dict[dns.name.Name, dict[dns.rdatatype.RdataType, dns.rrset.RRset]] = {}
         self._names: set[dns.name.Name] = set()
         self._faults: dict[tuple[dns.name.Name, dns.rdatatype.RdataType | None], _Fault] = {}
+        self._apexes = (self.origin, *REVERSE_APEXES)
         apex = self.origin.to_text()
         soa = f"ns.{apex} hostmaster.{apex} 1 3600 600 86400 {negative_ttl}"
-        self._add(self.origin, dns.rdata.from_text(_IN, dns.rdatatype.SOA, soa), ttl)
+        for zone_apex in self._apexes:
+            self._add(zone_apex, dns.rdata.from_text(_IN, dns.rdatatype.SOA, soa), ttl)
 
     # ---- records -------------------------------------------------------------------------
 
@@ -188,6 +198,16 @@ class LabZone:
         data = text.encode()
         chunks = [data[i : i + _TXT_CHUNK] for i in range(0, len(data), _TXT_CHUNK)] or [b""]
         self._add(self._name(name), dns.rdtypes.ANY.TXT.TXT(_IN, dns.rdatatype.TXT, chunks), ttl)
+        return self
+
+    def add_ptr(self, address: str, host: str, *, ttl: int | None = None) -> LabZone:
+        """A PTR record naming ``host`` (any name) for a loopback ``address`` (127.0.0.0/8
+        or ``::1``): the reverse DNS that preflight checks read."""
+        parsed = ipaddress.ip_address(address)
+        _loopback_address(address, parsed.version)
+        target = dns.name.from_text(host).to_text()
+        rdata = dns.rdata.from_text(_IN, dns.rdatatype.PTR, target)
+        self._add(dns.reversename.from_address(str(parsed)), rdata, ttl)
         return self
 
     def remove(self, name: str, rdtype: str) -> LabZone:
@@ -249,7 +269,7 @@ class LabZone:
             return None
         if failure is not None:
             response.set_rcode(failure.value)
-        elif question.rdclass != _IN or not question.name.is_subdomain(self.origin):
+        elif question.rdclass != _IN or self._apex(question.name) is None:
             response.set_rcode(dns.rcode.REFUSED)  # not our zone: we are no recursor
         else:
             self._answer(response, question.name, question.rdtype)
@@ -261,7 +281,7 @@ class LabZone:
         response.flags |= dns.flags.AA
         if name not in self._names:
             response.set_rcode(dns.rcode.NXDOMAIN)
-            response.authority.append(self._negative_soa())
+            response.authority.append(self._negative_soa(name))
             return
         node = self._rrsets.get(name, {})
         if rdtype == dns.rdatatype.ANY:
@@ -271,12 +291,17 @@ class LabZone:
         if found:
             response.answer.extend(found)
         else:
-            response.authority.append(self._negative_soa())  # NODATA (RFC 2308 §2.2)
+            response.authority.append(self._negative_soa(name))  # NODATA (RFC 2308 §2.2)
 
-    def _negative_soa(self) -> dns.rrset.RRset:
+    def _apex(self, name: dns.name.Name) -> dns.name.Name | None:
+        """The apex of the zone (``test.`` or a loopback reverse zone) holding ``name``."""
+        return next((apex for apex in self._apexes if name.is_subdomain(apex)), None)
+
+    def _negative_soa(self, name: dns.name.Name) -> dns.rrset.RRset:
         # RFC 2308 §3: the SOA's TTL in a negative answer is min(its TTL, MINIMUM).
-        soa = self._rrsets[self.origin][dns.rdatatype.SOA]
-        return dns.rrset.from_rdata_list(self.origin, min(soa.ttl, self.negative_ttl), list(soa))
+        apex = self._apex(name) or self.origin
+        soa = self._rrsets[apex][dns.rdatatype.SOA]
+        return dns.rrset.from_rdata_list(apex, min(soa.ttl, self.negative_ttl), list(soa))
 
     def _failure(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> _Failure | None:
         key: tuple[dns.name.Name, dns.rdatatype.RdataType | None] = (name, rdtype)
@@ -312,7 +337,7 @@ class LabZone:
         # The name and every name between it and the apex (empty non-terminals, RFC 8020).
         while name not in self._names:
             self._names.add(name)
-            if name == self.origin:
+            if name in self._apexes:
                 break
             name = name.parent()
 
