@@ -99,6 +99,13 @@ SPECS: Final = {
         "Write the addresses that bounced for their own reasons (unknown mailbox...), "
         "to skip them in the next campaign",
     ),
+    Action.EXPORT_DOMAINS: Spec(
+        "Export per-&domain summary…",
+        "Ctrl+Alt+E",
+        QStyle.StandardPixmap.SP_FileDialogListView,
+        "Write one CSV row per recipient domain: delivered, bounced, greylisted, the "
+        "median delivery delay and the most common bounce replies",
+    ),
     Action.EDIT_MESSAGE: Spec(
         "&Edit message…",
         "Ctrl+M",

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from core import __version__
+from core.domain_summary import export_domain_summary
 from core.events import Event, SenderProblemReported
 from core.outgoing import MESSAGE_DRAFT
 from core.recipients import RecipientsError
@@ -166,6 +167,7 @@ class MainWindow(QMainWindow):
                 Action.STOP: self.stop,
                 Action.EXPORT_REPORT: self._choose_report,
                 Action.EXPORT_BOUNCES: self._choose_bounces,
+                Action.EXPORT_DOMAINS: self._choose_domains,
                 Action.EDIT_MESSAGE: self.edit_message,
                 Action.RETRY_FIXABLE: self.retry_fixable,
             },
@@ -246,7 +248,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction(actions[Action.SAVE_AS])
         file_menu.addSeparator()
-        for kind in (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES):
+        for kind in (Action.EXPORT_REPORT, Action.EXPORT_BOUNCES, Action.EXPORT_DOMAINS):
             file_menu.addAction(actions[kind])
         file_menu.addSeparator()
         self.settings_action = QAction("Se&ttings…", self)
@@ -762,6 +764,20 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Suppression list written to {path}", 10_000)
         return written
 
+    def export_domains(self, path: Path) -> int | None:
+        """Write the per-domain summary (see mxmailer export-domains); the number of
+        domains, or None (and a banner) on failure."""
+        if self.session is None:
+            return None
+        try:
+            domains = export_domain_summary(self.session.store, path)
+        except StoreError as error:
+            self._problem(str(error))
+            return None
+        self.log.add(f"per-domain summary: {domains} domain(s) written to {path}")
+        self.statusBar().showMessage(f"Per-domain summary written to {path}", 10_000)
+        return domains
+
     # ---- dialogs (plain slots only: never inside a coroutine) ---------------------------
 
     def _choose_campaign(self) -> None:
@@ -813,6 +829,15 @@ class MainWindow(QMainWindow):
             )
             if name:
                 self.export_report(Path(name))
+
+    def _choose_domains(self) -> None:
+        if self.session is not None:
+            suggested = self.session.path.with_name(self.session.path.stem + "-domains.csv")
+            name, _ = QFileDialog.getSaveFileName(
+                self, "Export per-domain summary", str(suggested), "CSV files (*.csv)"
+            )
+            if name:
+                self.export_domains(Path(name))
 
     def _choose_bounces(self) -> None:
         if self.session is not None:

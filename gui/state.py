@@ -35,6 +35,7 @@ class Action(enum.Enum):
     STOP = "stop"
     EXPORT_REPORT = "export report"
     EXPORT_BOUNCES = "export bounces"
+    EXPORT_DOMAINS = "export per-domain summary"
     EDIT_MESSAGE = "edit message"
     RETRY_FIXABLE = "retry what may work now"
 
@@ -94,7 +95,7 @@ def enabled_actions(context: ActionContext) -> frozenset[Action]:
     if retry_fixable_blocked(context) is None:
         enabled.add(Action.RETRY_FIXABLE)
     if run is not RunState.NO_CAMPAIGN:
-        enabled.add(Action.EXPORT_REPORT)
+        enabled |= {Action.EXPORT_REPORT, Action.EXPORT_DOMAINS}
         if run not in BUSY:
             enabled.add(Action.SAVE_AS)
         if context.bounced > 0:

@@ -100,6 +100,7 @@ def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
         Action.SAVE_AS,
         Action.EXPORT_REPORT,
         Action.EXPORT_BOUNCES,
+        Action.EXPORT_DOMAINS,
     }
 
     # The table filters and the transcript of a bounce.
@@ -125,6 +126,12 @@ def test_the_sandbox_campaign_runs_to_the_end_in_the_window(
     assert window.export_bounces(bounces) == 5
     listed = [line for line in bounces.read_text().splitlines() if not line.startswith("#")]
     assert "nobody@bounce.test" in listed and "ada@plain.test" not in listed
+    domains = tmp_path / "domains.csv"
+    sent_to = {row.domain for row in window.model.book.rows if row.status is not Status.INVALID}
+    assert window.export_domains(domains) == len(sent_to)
+    with domains.open(encoding="utf-8") as handle:
+        by_domain = {row["domain"]: row for row in csv.DictReader(handle)}
+    assert by_domain["grey.test"]["greylisted"] == by_domain["grey.test"]["recipients"]
 
 
 def test_pause_and_resume_follow_the_run(window: MainWindow, qtbot: QtBot) -> None:
