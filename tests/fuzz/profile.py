@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 SHORT_EXAMPLES = 60
@@ -40,3 +41,8 @@ FUZZ = settings(
         HealthCheck.filter_too_much,
     ],
 )
+
+#: pytest-timeout's limit for one fuzz test (each module's ``pytestmark``): the suite's
+#: 120 s suits one ordinary test, while a long run's slowest fuzz test takes about 15 ms
+#: an example (75 s for 5,000 on two shared cores); 50 ms an example leaves room.
+TIMEOUT = pytest.mark.timeout(max(120, examples() // 20))

@@ -31,8 +31,10 @@ from core.smtp import commands
 from core.store import Status
 from core.suppression import SuppressionList
 from core.template import MessageTemplate, TemplateError
-from tests.fuzz.profile import FUZZ
+from tests.fuzz.profile import FUZZ, TIMEOUT
 from tests.unit.test_template import parse, split
+
+pytestmark = TIMEOUT
 
 # ---- recipients files ------------------------------------------------------------------
 

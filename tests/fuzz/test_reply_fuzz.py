@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from core.smtp import EnhancedStatus, RemoteProtocolError, Reply, ReplyParser
 from core.smtp.limits import MAX_REPLY_BYTES, MAX_REPLY_LINE
-from tests.fuzz.profile import FUZZ
+from tests.fuzz.profile import FUZZ, TIMEOUT
 from tests.unit.test_session_properties import chunks_of, smtpish
+
+pytestmark = TIMEOUT
 
 # Reply text: anything but line ends; not starting with a digit or a space, which the
 # parser would rightly read as (or strip after) an enhanced status code.

@@ -42,7 +42,9 @@ from core.smtp import (
     UnsafeArgumentError,
     commands,
 )
-from tests.fuzz.profile import FUZZ
+from tests.fuzz.profile import FUZZ, TIMEOUT
+
+pytestmark = TIMEOUT
 
 #: Text that tries to end a command or a message early, or to look like one.
 TRAPS = [
