@@ -20,13 +20,14 @@ from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from core import __version__
 from gui.loop import EngineEventLoop, ErrorReporter, binding_problem, make_loop
 from gui.main_window import MainWindow, WindowOptions
 from gui.qt_log import route_qt_messages
+from gui.resources_path import icon_files
 from gui.sandbox import DEMO_GREYLIST_SECONDS
 from gui.settings_model import SETTINGS_FILE
 from gui.smoke import run_smoke
@@ -95,6 +96,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "mxmailer-gui") -> in
     app.setApplicationName("mxmailer")
     app.setApplicationDisplayName("MX Mailer")
     app.setApplicationVersion(__version__)
+    app.setWindowIcon(_app_icon())
+    # Wayland shows the icon of the .desktop file named here (packaging/linux/).
+    app.setDesktopFileName("mxmailer")
     app.setQuitOnLastWindowClosed(False)  # the window closes once its campaign is closed
     smoke = args.smoke
     if not smoke and QGuiApplication.platformName() in HEADLESS_PLATFORMS:
@@ -136,12 +140,13 @@ async def _run(
     window.closed.connect(on_closed)
     for number in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(number, window.close)  # Ctrl-C asks like the close box
+            # Ctrl-C stops a run as the close box does, without asking: it was asked for.
+            loop.add_signal_handler(number, window.shut_down)
     window.show()
     code = EXIT_OK
     if smoke:
         code = await run_smoke(window, timeout=timeout)
-        window.close()
+        window.shut_down()
     elif campaign is not None:
         window.open_file(campaign)
     try:
@@ -153,6 +158,15 @@ async def _run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(number)
     return code
+
+
+def _app_icon() -> QIcon:
+    """Every window's icon (title bar, task switcher): all the rendered sizes, so Qt
+    picks a sharp one wherever it is drawn."""
+    icon = QIcon()
+    for png in icon_files():
+        icon.addFile(str(png))
+    return icon
 
 
 def _no_display_fallback(prog: str) -> None:

@@ -89,6 +89,11 @@ CLOSING: Final = (
     "Closing: finishing the messages in flight, then the window closes. "
     "Close again to cut the connections now (their recipients are settled honestly)."
 )
+CLOSE_QUESTION: Final = (
+    "The campaign is sending. Stop sending and close?\n\nMessages already on their way "
+    "finish first; every other recipient stays queued in the campaign file, and Resume "
+    "goes on from there next time."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class MainWindow(QMainWindow):
         self.session: CampaignSession | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._close_requests = 0
+        #: The user (or a signal) already agreed to stop a run by closing.
+        self._close_agreed = False
         self._shut = False
         self._shutdown_task: asyncio.Task[None] | None = None
         self._transcript_stale = False
@@ -956,6 +963,10 @@ class MainWindow(QMainWindow):
         event.ignore()
         session = self.session
         if session is not None and session.run_state in BUSY:
+            if not self._close_agreed:
+                if not self.confirm("Close while sending", CLOSE_QUESTION):
+                    return
+                self._close_agreed = True
             self._close_requests += 1
             if self._close_requests == 1:
                 self.error_banner.show_text(CLOSING)
@@ -965,6 +976,12 @@ class MainWindow(QMainWindow):
             return
         if self._shutdown_task is None:
             self._shutdown_task = spawn(self._shutdown(), self.reporter)
+
+    def shut_down(self) -> None:
+        """Close without asking (Ctrl-C or SIGTERM in a terminal, a finished smoke run):
+        a run is stopped as closing the window would, after the user agreed."""
+        self._close_agreed = True
+        self.close()
 
     async def _shutdown(self) -> None:
         self.clock.stop()

@@ -225,7 +225,7 @@ async def _rehearse(window: MainWindow, args: argparse.Namespace) -> int:
     code = await run_rehearsal(
         window, args.campaign, concurrency=args.concurrency, timeout=args.timeout
     )
-    window.close()
+    window.shut_down()
     await asyncio.wait_for(closed, args.timeout)
     return code
 

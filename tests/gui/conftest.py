@@ -58,8 +58,8 @@ def window(
     window.closed.connect(lambda: closed.append(True))
     window.show()
     yield window
-    window.close()  # stops a run, closes the campaign file, stops the lab
+    window.shut_down()  # stops a run, closes the campaign file, stops the lab
     if window.session is not None or not closed:
-        window.close()  # a second close cuts connections still open
+        window.shut_down()  # a second close cuts connections still open
     qtbot.waitUntil(lambda: bool(closed), timeout=CLOSE_TIMEOUT_MS)
     assert reporter.errors == []

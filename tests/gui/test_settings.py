@@ -279,9 +279,9 @@ def window(
     window.closed.connect(lambda: closed.append(True))
     window.show()
     yield window
-    window.close()
+    window.shut_down()
     if window.session is not None or not closed:
-        window.close()
+        window.shut_down()
     qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
     assert reporter.errors == []
 

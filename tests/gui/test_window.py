@@ -176,7 +176,15 @@ def test_closing_during_a_run_stops_it_and_closes_the_file(
     qtbot.waitUntil(lambda: run_state(window) is RunState.RUNNING, timeout=RUN_TIMEOUT_MS)
     closed: list[bool] = []
     window.closed.connect(lambda: closed.append(True))
+    answers = Answers()
+    window.confirm = answers
+    answers.answer = False
+    window.close()  # asked, and the user said no: it goes on sending
+    assert answers.asked[0].startswith("Close while sending: The campaign is sending.")
+    assert run_state(window) is RunState.RUNNING and "Closing" not in window.error_banner.text
+    answers.answer = True
     window.close()
+    assert len(answers.asked) == 2
     assert window.isVisible()  # not yet: messages in flight finish first
     assert "Closing" in window.error_banner.text
     qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
