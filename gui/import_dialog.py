@@ -11,6 +11,7 @@ opens the finished file on its own thread afterwards.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -44,6 +45,7 @@ from gui.importing import (
     DELIMITER_NAMES,
     ENCODINGS,
     DryRun,
+    ImportCancelled,
     ImportChoices,
     dry_run,
     import_campaign,
@@ -114,6 +116,8 @@ class ImportDialog(QDialog):
         self._ticket = 0
         self._done_ticket = 0
         self._importing = False
+        #: Set by Cancel while importing; the worker looks at it every thousand rows.
+        self._cancel = threading.Event()
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # one job at a time; stale dry runs are dropped
         self._relay = _Relay()
@@ -224,7 +228,7 @@ class ImportDialog(QDialog):
         self.busy_label.setVisible(busy)
         run = self.run
         self.import_button.setEnabled(not busy and run is not None and run.importable)
-        self.cancel_button.setEnabled(not self._importing)
+        self.cancel_button.setEnabled(not self._cancel.is_set())
         self.choose_button.setEnabled(not self._importing)
         for combo in (self.encoding, self.delimiter, self.address):
             combo.setEnabled(not self._importing)
@@ -327,12 +331,19 @@ class ImportDialog(QDialog):
         if self.working or run is None or not run.importable:
             return
         self._importing = True
-        choices, folder = run.choices, self.folder
+        self._cancel.clear()
+        choices, folder, cancel = run.choices, self.folder, self._cancel
         real = self.real_settings if self.real else None
-        self._start(lambda: import_campaign(choices, folder, real=real), "Importing…")
+        self._start(
+            lambda: import_campaign(choices, folder, real=real, cancelled=cancel.is_set),
+            "Importing…",
+        )
 
     def _imported(self, result: object) -> None:
         self._importing = False
+        if isinstance(result, ImportCancelled):
+            super().reject()
+            return
         if isinstance(result, SampleCampaign):
             self.campaign = result
             self.accept()
@@ -412,12 +423,19 @@ class ImportDialog(QDialog):
     # ---- closing ------------------------------------------------------------------------
 
     def reject(self) -> None:
-        if not self._importing:  # the file being made is renamed only once complete
-            super().reject()
+        """Cancel, or close: while importing, the import is cancelled first (the file
+        being made is removed) and the dialog closes once the worker has stopped."""
+        if self._importing:
+            self._cancel.set()
+            self.busy_label.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+            return
+        super().reject()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._importing:
             event.ignore()
+            self.reject()
             return
         super().closeEvent(event)
 

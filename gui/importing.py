@@ -11,7 +11,7 @@ thread: none touches a widget, and the import opens and closes its own SQLite co
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypedDict
@@ -166,21 +166,35 @@ def summary_lines(run: DryRun) -> list[str]:
     return lines
 
 
+class ImportCancelled(Exception):
+    """The user cancelled the import; the file being made was removed."""
+
+
+#: Rows read between two looks at the cancel flag.
+CANCEL_CHECK_ROWS: Final = 1000
+
+
 def import_campaign(
     choices: ImportChoices,
     folder: Path,
     *,
     real: AppSettings | None = None,
     now: float | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> SampleCampaign:
     """Import the file into a new campaign in ``folder``: a sandbox campaign (the sample
     message, sent only to the lab), or with ``real`` (settings that choose real
     delivery) a real campaign from their sender whose message is a draft to write
-    before anything can be sent. Raises RecipientsError or OSError as the reader does."""
+    before anything can be sent. Raises RecipientsError or OSError as the reader does,
+    and ImportCancelled once ``cancelled()`` says so (nothing is left behind)."""
     summary = ImportSummary()
 
-    def rows() -> Iterable[NewRecipient]:
-        return read_recipients(choices.path, summary, **choices.reader_arguments())
+    def rows() -> Iterator[NewRecipient]:
+        read = read_recipients(choices.path, summary, **choices.reader_arguments())
+        for number, row in enumerate(read, 1):
+            if number % CANCEL_CHECK_ROWS == 0 and cancelled():
+                raise ImportCancelled(f"the import of {choices.path.name} was cancelled")
+            yield row
 
     if real is None:
         return build_sandbox_campaign(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 import gui.import_dialog
+import gui.importing
 from core.store import CampaignStore, Status
 from gui.import_dialog import ImportDialog
 from gui.importing import DryRun, ImportChoices, dry_run, import_campaign, summary_lines
@@ -294,3 +296,36 @@ def test_closing_drops_the_dry_runs_still_queued(
     release.set()
     dialog._pool.waitForDone(10_000)
     assert len(calls) == 1  # none of the queued ones ran after the dialog closed
+
+
+def test_cancel_while_importing_stops_the_import_and_leaves_nothing(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.csv"
+    big.write_text("email\n" + "".join(f"u{n}@plain.test\n" for n in range(5000)))
+    started, release = threading.Event(), threading.Event()
+    real_read = gui.importing.read_recipients
+
+    def held(*args: object, **kwargs: object) -> Iterator[object]:
+        for number, row in enumerate(real_read(*args, **kwargs)):  # type: ignore[arg-type]
+            if number == 1:
+                started.set()
+                assert release.wait(10)  # the import is under way: its first batch is read
+            yield row
+
+    folder = tmp_path / "data"
+    dialog = ImportDialog(big, folder)
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: not dialog.working, timeout=10_000)  # the dry run, not held
+    monkeypatch.setattr(gui.importing, "read_recipients", held)
+    closed: list[int] = []
+    dialog.finished.connect(closed.append)
+    dialog.import_button.click()
+    assert started.wait(10)
+    dialog.reject()  # Cancel, as the button does
+    assert closed == [] and dialog.busy_label.text() == "Cancelling…"  # not before it stops
+    assert not dialog.cancel_button.isEnabled()
+    with qtbot.waitSignal(dialog.rejected, timeout=10_000):
+        release.set()
+    assert dialog.campaign is None
+    assert not folder.exists() or list(folder.iterdir()) == []  # no file, half-made or not
