@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from core import __version__, review, send
+from core.bounces import command as bounces
 from core.connection import ConnectionConfig, Target, deliver
 from core.smtp import SessionConfig, TLSPolicy
 
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "suppression list",
     )
     review.add_export_arguments(export)
+    bounces_parser = commands.add_parser(
+        "bounces",
+        help="read the bounce/unsubscribe mailbox over IMAP and update a campaign file",
+    )
+    bounces.add_arguments(bounces_parser)
     domains = commands.add_parser(
         "export-domains",
         help="write a campaign's per-domain summary (delivered, bounced, greylisted, "
@@ -135,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return review.run_preview(args)
     if args.command == "export-bounces":
         return review.run_export_bounces(args)
+    if args.command == "bounces":
+        return bounces.run(args)
     if args.command == "export-domains":
         return review.run_export_domains(args)
     if args.command == "lab":
