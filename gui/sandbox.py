@@ -28,6 +28,7 @@ from core.recipients import ImportSummary, read_header, read_recipients
 from core.retry import RetryPolicy
 from core.store import CampaignStore, NewRecipient
 from gui.campaign_build import build_campaign
+from gui.resources_path import resources_dir
 
 #: The text of the banner shown while a sandbox campaign is open.
 BANNER: Final = "Sandbox: nothing leaves this computer — mail goes to a lab on 127.0.0.x"
@@ -43,8 +44,8 @@ HELO: Final = "sender.test"
 #: How long grey.test greylists in the demo: long enough to watch the countdown.
 DEMO_GREYLIST_SECONDS: Final = 15
 
-#: The sample campaign, shipped in the repository's resources/ folder.
-SAMPLE_DIR: Final = Path(__file__).resolve().parents[1] / "resources" / "sandbox"
+#: The sample campaign, shipped in resources/ (inside the bundle when frozen).
+SAMPLE_DIR: Final = resources_dir() / "sandbox"
 SAMPLE_RECIPIENTS: Final = SAMPLE_DIR / "recipients.csv"
 SAMPLE_MESSAGE: Final = SAMPLE_DIR / "message.eml"
 
