@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from core import __version__, review, send
 from core.bounces import command as bounces
 from core.connection import ConnectionConfig, Target, deliver
+from core.preflight import command as preflight
 from core.smtp import SessionConfig, TLSPolicy
 
 
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "median delivery delay, top bounce replies) as CSV",
     )
     review.add_export_arguments(domains, "the CSV file to write")
+    preflight_parser = commands.add_parser(
+        "preflight",
+        help="check port 25, reverse DNS, HELO, blocklists, SPF, DKIM, DMARC, "
+        "List-Unsubscribe, providers and STARTTLS before a real campaign",
+    )
+    preflight.add_arguments(preflight_parser)
     lab_parser = commands.add_parser(
         "lab",
         help="run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C",
@@ -145,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return bounces.run(args)
     if args.command == "export-domains":
         return review.run_export_domains(args)
+    if args.command == "preflight":
+        return preflight.run(args)
     if args.command == "lab":
         return asyncio.run(_lab(args))
     if args.command == "probe":

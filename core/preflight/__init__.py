@@ -1,0 +1,17 @@
+"""Pre-flight checks before real sending: can this machine, this address and this domain
+send this campaign, and will receivers trust it? (``mxmailer preflight`` and the window's
+preflight panel.)
+
+Each check is a small module returning traffic lights (:class:`Status`) with a plain
+result and a fix; :func:`run_preflight` runs them concurrently with bounded time. Qt-free;
+talks to DNS and recipients' MX servers (port 25 banner and EHLO only: no mail is sent).
+"""
+
+from core.preflight.inputs import Campaign, Network, Preflight
+from core.preflight.report import CheckResult, Report, Status
+from core.preflight.runner import CHECKS, Check, run_preflight
+
+__all__ = [
+    "CHECKS", "Campaign", "Check", "CheckResult", "Network", "Preflight", "Report", "Status",
+    "run_preflight",
+]

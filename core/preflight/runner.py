@@ -1,0 +1,79 @@
+"""Runs the checks: concurrently, each within its time limit, every outcome a result.
+
+A check that runs out of time or raises is reported as *unknown* with the reason (a
+preflight must never hang the window or stop a send by crashing); the shared facts
+still being found are cancelled at the end, so nothing outlives the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from core.preflight import (
+    dkim_record,
+    dmarc,
+    dnsbl,
+    helo,
+    port25,
+    providers,
+    reverse,
+    spf_check,
+    starttls,
+    unsubscribe,
+)
+from core.preflight.facts import Facts
+from core.preflight.inputs import Preflight
+from core.preflight.report import CheckResult, Report, Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    key: str
+    title: str
+    run: Callable[[Facts], Awaitable[list[CheckResult]]]
+
+
+#: Every check, in the order they are shown (the network first, then the domain).
+CHECKS: Final = (
+    Check(port25.KEY, port25.TITLE, port25.check),
+    Check("rdns", "Reverse DNS", reverse.check),
+    Check(helo.KEY, helo.TITLE, helo.check),
+    Check(dnsbl.KEY, dnsbl.TITLE, dnsbl.check),
+    Check(spf_check.KEY, spf_check.TITLE, spf_check.check),
+    Check(dkim_record.KEY, dkim_record.TITLE, dkim_record.check),
+    Check(dmarc.KEY, dmarc.TITLE, dmarc.check),
+    Check(unsubscribe.KEY, unsubscribe.TITLE, unsubscribe.check),
+    Check(providers.KEY, providers.TITLE, providers.check),
+    Check(starttls.KEY, starttls.TITLE, starttls.check),
+)
+
+
+async def run_preflight(preflight: Preflight, checks: tuple[Check, ...] = CHECKS) -> Report:
+    facts = Facts(preflight)
+    try:
+        found = await asyncio.gather(*(_run(check, facts) for check in checks))
+    finally:
+        facts.close()
+    return Report(tuple(result for results in found for result in results))
+
+
+async def _run(check: Check, facts: Facts) -> list[CheckResult]:
+    limit = facts.network.check_timeout
+    try:
+        async with asyncio.timeout(limit):
+            return await check.run(facts)
+    except TimeoutError:
+        return [CheckResult(check.key, check.title, Status.UNKNOWN,
+                            f"The check did not finish within {limit:g} s.",
+                            "Check the network and the DNS servers, then run it again.")]
+    except Exception as error:  # a bug or a surprise: shown, never a crash of the run
+        log.exception("preflight check %s failed", check.key)
+        return [CheckResult(check.key, check.title, Status.UNKNOWN,
+                            f"The check could not run: {type(error).__name__}: {error}.",
+                            "Please report this.")]
