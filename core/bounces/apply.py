@@ -196,10 +196,11 @@ class CampaignMatcher:
     # ---- unsubscribe -------------------------------------------------------------------
 
     def _unsubscribe(self, token: tuple[str, ...], sender: str, at: float) -> Finding:
-        row = self._by_token.get(token) if token else None
-        how = "by its token"
-        if row is None and sender:
-            row = self._by_address.get(address_key(sender))
+        if token:  # a token that names nobody is not overruled by a From header
+            row = self._by_token.get(token)
+            how = "by its token"
+        else:
+            row = self._by_address.get(address_key(sender)) if sender else None
             how = f"by its sender {sender}"
         if row is None:
             return Finding(Kind.UNMATCHED, sender,

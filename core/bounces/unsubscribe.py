@@ -37,6 +37,10 @@ from core.message.errors import TemplateError
 from core.message.fields import Context, Slot, segments
 from core.outgoing import template_options
 
+#: What mail clients put before a subject they reply with or forward (English, German,
+#: Nordic, Dutch, French): "Re: ", "AW: ", "Fwd: "...
+_REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|fwd?|aw|wg|sv|vs|antw|tr)\s*:)+\s*", re.IGNORECASE)
+
 
 @dataclass(frozen=True, slots=True)
 class _Pattern:
@@ -59,8 +63,9 @@ class _Pattern:
                 regex.append(re.escape(unquote(part)))
         return cls(re.compile("".join(regex), re.IGNORECASE | re.DOTALL), tuple(names))
 
-    def capture(self, text: str, *, whole: bool) -> tuple[str, ...] | None:
-        match = self.regex.fullmatch(text) if whole else self.regex.search(text)
+    def capture(self, text: str) -> tuple[str, ...] | None:
+        """The fields' values if ``text`` is the template filled in, else None."""
+        match = self.regex.fullmatch(text.strip())
         return None if match is None else tuple(group.strip() for group in match.groups())
 
 
@@ -117,14 +122,15 @@ class UnsubscribeRule:
             return None
         address_token: tuple[str, ...] | None = None
         for address in envelope_addresses(mail):
-            address_token = self.address.capture(address, whole=True)
+            address_token = self.address.capture(address)
             if address_token is not None:
                 break
         if address_token is None:
             return None
         subject_token: tuple[str, ...] | None = ()
         if self.subject is not None and self.subject.names:
-            subject_token = self.subject.capture(_decoded(mail.get("Subject", "")), whole=False)
+            subject = _REPLY_PREFIX.sub("", _decoded(mail.get("Subject", "")))
+            subject_token = self.subject.capture(subject)
         senders = getaddresses([str(value) for value in mail.get_all("From", [])])
         sender = next((address for _, address in senders if "@" in address), "")
         if subject_token is None:
