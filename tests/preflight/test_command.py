@@ -1,0 +1,93 @@
+"""``mxmailer preflight`` in its own process against the lab: the table and exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from core.lab.world import LabWorld
+from core.store import CampaignStore, NewRecipient
+from tests.preflight.support import BLOCKLIST, SELECTOR, SENDER
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def mxmailer(*args: str | Path, timeout: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.cli", *map(str, args), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def lab(world: LabWorld) -> list[str]:
+    return ["--nameserver", world.nameserver, "--port", str(world.port),
+            "--source-address", "127.0.0.1", "--dnsbl", BLOCKLIST]
+
+
+def recipients(tmp_path: Path, *addresses: str) -> Path:
+    path = tmp_path / "list.csv"
+    path.write_text("email\n" + "".join(f"{address}\n" for address in addresses))
+    return path
+
+
+async def test_a_good_setup_exits_0_with_a_light_per_check(
+    world: LabWorld, key: Path, tmp_path: Path
+) -> None:
+    code, out, err = await mxmailer(
+        "preflight", "--recipients", recipients(tmp_path, "ada@good.test", "bob@good.test"),
+        "--sender", SENDER, "--helo", "mail.sender.test", "--dkim-key", key,
+        "--dkim-selector", SELECTOR, "--list-unsubscribe-url", "https://sender.test/u",
+        *lab(world),
+    )
+    assert code == 0, out + err
+    assert "[PASS] Outbound port 25" in out and "[PASS] Reverse DNS (IPv4)" in out
+    assert "[  ? ] Reverse DNS (IPv6)" in out  # no IPv6 address given: not checked
+    assert "[PASS] DKIM key published" in out and "\x1b[" not in out  # no colour in a pipe
+    assert out.rstrip().endswith("10 pass, 0 warn, 0 fail, 1 unknown")
+
+
+async def test_a_failing_check_exits_1_and_says_the_fix(
+    world: LabWorld, key: Path, tmp_path: Path
+) -> None:
+    world.zone.add_a("1.0.0.127.bl.test", "127.0.0.11")
+    code, out, _ = await mxmailer(
+        "preflight", "--recipients", recipients(tmp_path, "ada@good.test"),
+        "--sender", SENDER, *lab(world),
+    )
+    assert code == 1
+    assert "[FAIL] DNS blocklists" in out and "PBL" in out and "relay mode" in out
+    assert "[WARN] DKIM key published" in out  # no key given: a warning, not a failure
+
+
+async def test_a_campaign_file_is_checked(world: LabWorld, key: Path, tmp_path: Path) -> None:
+    state = tmp_path / "campaign.mxm"
+    with CampaignStore.create(
+        state, sender=SENDER, message=b"From: News <news@sender.test>\nSubject: Hi\n\nHi\n",
+        settings={"helo": "mail.sender.test", "dkim_key": str(key), "dkim_selector": SELECTOR,
+                  "dkim_domain": "sender.test",
+                  "list_unsubscribe_url": "https://sender.test/u"},
+    ) as store:
+        store.add_recipients([NewRecipient("ada@plain.test", "plain.test", {})])
+    code, out, err = await mxmailer("preflight", "--state", state, *lab(world))
+    assert code == 0, out + err
+    assert "[PASS] DKIM key published" in out and "[PASS] HELO name" in out
+    assert "[WARN] STARTTLS at the top destinations" in out and "mx.plain.test" in out
+
+
+async def test_usage_errors_exit_2() -> None:
+    for args in (
+        [],
+        ["--state", "a.mxm", "--recipients", "b.csv"],
+        ["--recipients", "b.csv"],
+        ["--state", "missing.mxm"],
+        ["--state", "a.mxm", "--nameserver", "ns.example.test"],
+        ["--state", "a.mxm", "--source-address", "not-an-ip"],
+        ["--state", "a.mxm", "--dkim-selector", "mx1"],
+    ):
+        code, _, err = await mxmailer("preflight", *args)
+        assert code == 2, (args, err)
+        assert err.startswith("mxmailer preflight: "), (args, err)
