@@ -53,8 +53,9 @@ class MailboxConfig:
 
     @property
     def name(self) -> str:
-        """Where the position is kept for: the same mailbox reached the same way."""
-        return f"{self.user}@{self.host}:{self.port}/{self.mailbox}"
+        """What the position is kept under: the user's mailbox on that server, however
+        it is reached (implicit TLS or STARTTLS)."""
+        return f"{self.user}@{self.host}/{self.mailbox}"
 
 
 @dataclass(frozen=True, slots=True)
