@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install run test lint typecheck mta qt bench soak fuzz clean
+.PHONY: install run test lint typecheck mta qt bench soak fuzz app clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ soak: install
 # The fuzzers' long run (hypothesis; MXMAILER_FUZZ=long raises the example counts).
 fuzz: install
 	MXMAILER_FUZZ=long $(BIN)/pytest -q tests/fuzz
+
+# The app as one folder that runs without Python: dist/mxmailer/mxmailer-gui (the window)
+# and dist/mxmailer/mxmailer (the command line); packaging/build_app.py runs PyInstaller
+# on packaging/mxmailer.spec, as tests/packaging/test_bundle.py does.
+app: install qt
+	$(BIN)/python -m pip install --quiet -e '.[app]'
+	$(BIN)/python packaging/build_app.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
