@@ -1,0 +1,1 @@
+"""The shipped app: its bundle (PyInstaller), its icons and its Linux desktop metadata."""
