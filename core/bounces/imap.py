@@ -150,7 +150,7 @@ class BounceMailbox:
         if position is not None and position.uidvalidity == self.uidvalidity:
             after = position.last_uid
         # "N:*" always includes the highest UID, even when it is below N (RFC 3501 §6.4.8).
-        data = self._command("UID", "SEARCH", f"UID {after + 1}:*")
+        data = self._command("SEARCH", f"UID {after + 1}:*")
         uids = sorted(
             {int(token) for line in data if isinstance(line, bytes) for token in line.split()}
         )
@@ -161,7 +161,7 @@ class BounceMailbox:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
             data = self._command(
-                "UID", "FETCH", ",".join(map(str, batch)), f"(UID BODY.PEEK[]<0.{FETCH_LIMIT}>)"
+                "FETCH", ",".join(map(str, batch)), f"(UID BODY.PEEK[]<0.{FETCH_LIMIT}>)"
             )
             found: dict[int, bytes] = {}
             for item in data:
@@ -176,24 +176,22 @@ class BounceMailbox:
     def mark_seen(self, uids: Sequence[int]) -> None:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = ",".join(map(str, uids[start : start + FETCH_BATCH]))
-            self._command("UID", "STORE", batch, "+FLAGS.SILENT", "(\\Seen)")
+            self._command("STORE", batch, "+FLAGS.SILENT", "(\\Seen)")
 
-    def _command(self, name: str, *args: str) -> list[object]:
+    def _command(self, *args: str) -> list[object]:
+        """One ``UID`` command (SEARCH, FETCH, STORE): its data, or MailboxError."""
         imap = self._session()
         try:
-            if name == "UID":
-                kind, data = imap.uid(*args)
-            else:
-                kind, data = getattr(imap, name.lower())(*args)
+            kind, data = imap.uid(*args)
         except (OSError, imaplib.IMAP4.error) as error:
             raise MailboxError(
                 f"the IMAP server {self.config.host}:{self.config.port} failed during "
-                f"{' '.join(args[:1]) or name}: {error}"
+                f"UID {args[0]}: {error}"
             ) from error
         if kind != "OK":
             raise MailboxError(
-                f"the IMAP server {self.config.host}:{self.config.port} refused "
-                f"{' '.join(args[:1])}: {_text(data)}"
+                f"the IMAP server {self.config.host}:{self.config.port} refused UID {args[0]}: "
+                f"{_text(data)}"
             )
         return list(data)
 

@@ -68,13 +68,17 @@ def bounce_for(name: str, message_id: str, email: str) -> bytes:
 NOISE = b"From: news@other.test\nTo: bounces@sender.test\nSubject: Our weekly deals\n\nBuy.\n"
 
 
-def bounces_cli(state: Path, imap: DovecotIMAP, ca: Path, *extra: str | Path,
-                password: str | None = None) -> subprocess.CompletedProcess[str]:
+def bounces_cli(
+    state: Path, imap: DovecotIMAP, ca: Path, *extra: str | Path,
+    password: str | None = None, starttls: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``mxmailer bounces`` as a user runs it, the password in the environment."""
     env = {**os.environ, PASSWORD_ENV: imap.password if password is None else password}
+    port = imap.starttls_port if starttls else imap.port
     return subprocess.run(
         [sys.executable, "-m", "core.cli", "bounces", "--state", str(state),
-         "--imap-host", imap.host, "--imap-port", str(imap.port), "--imap-user", imap.user,
-         "--cafile", str(ca), *map(str, extra)],
+         "--imap-host", imap.host, "--imap-port", str(port), "--imap-user", imap.user,
+         "--cafile", str(ca), *(["--starttls"] if starttls else []), *map(str, extra)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
         stdin=subprocess.DEVNULL,
     )
@@ -123,13 +127,7 @@ async def test_bounces_and_unsubscribes_read_from_a_real_imap_server(tmp_path: P
 
         # A bounce that arrives later: only it is read by the next run (over STARTTLS).
         imap.append(bounce_for("gmail-no-such-user.eml", message_ids(state)[LATE], LATE))
-        second = subprocess.run(
-            [sys.executable, "-m", "core.cli", "bounces", "--state", str(state),
-             "--imap-host", imap.host, "--imap-port", str(imap.starttls_port), "--starttls",
-             "--imap-user", imap.user, "--cafile", str(ca)],
-            cwd=ROOT, env={**os.environ, PASSWORD_ENV: imap.password}, capture_output=True,
-            text=True, timeout=60, check=False, stdin=subprocess.DEVNULL,
-        )
+        second = bounces_cli(state, imap, ca, starttls=True)
         assert second.returncode == 0, second.stderr + imap.log_tail()
         assert second.stdout.splitlines()[-1] == (
             "1 bounced later, 0 delayed (ignored), 0 unsubscribe(s), 0 unmatched"
