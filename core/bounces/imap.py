@@ -12,6 +12,7 @@ Blocking: the CLI calls it directly; the window must call it from a worker threa
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import imaplib
 import re
@@ -67,8 +68,32 @@ class Position:
     last_uid: int
 
 
+def mailbox_utf7(name: str) -> str:
+    """A mailbox name in IMAP's modified UTF-7 (RFC 3501 §5.1.3): printable ASCII as
+    itself (``&`` as ``&-``), other runs as ``&`` + base64 of UTF-16BE with ``,`` for
+    ``/`` + ``-``. ``Entwürfe`` is ``Entw&APw-rfe``."""
+    out: list[str] = []
+    run: list[str] = []
+
+    def shift() -> None:
+        if run:
+            encoded = base64.b64encode("".join(run).encode("utf-16-be")).decode("ascii")
+            out.append("&" + encoded.rstrip("=").replace("/", ",") + "-")
+            run.clear()
+
+    for char in name:
+        if " " <= char <= "~":
+            shift()
+            out.append("&-" if char == "&" else char)
+        else:
+            run.append(char)
+    shift()
+    return "".join(out)
+
+
 def _quoted(name: str) -> str:
     """A mailbox name as an IMAP quoted string (imaplib sends arguments as given)."""
+    name = mailbox_utf7(name)
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

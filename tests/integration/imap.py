@@ -160,19 +160,24 @@ class DovecotIMAP:
         imap.select("INBOX")
         return imap
 
-    def append(self, mail: bytes) -> None:
-        """Deliver one more mail (an IMAP APPEND, as a new, unseen message)."""
+    def append(self, mail: bytes, mailbox: str = "INBOX") -> None:
+        """Deliver one more mail (an IMAP APPEND, as a new, unseen message) to
+        ``mailbox`` (its name as sent: modified UTF-7, quoted), made if missing."""
         imap = self.client()
         try:
-            kind, data = imap.append("INBOX", "", imaplib.Time2Internaldate(time.time()), mail)
+            if mailbox != "INBOX":
+                imap.create(mailbox)  # "already exists" is a NO: fine
+            when = imaplib.Time2Internaldate(time.time())
+            kind, data = imap.append(mailbox, "", when, mail)
             assert kind == "OK", data
         finally:
             imap.logout()
 
-    def flags(self) -> dict[int, set[str]]:
-        """Every message's UID and flags, as the server holds them now."""
+    def flags(self, mailbox: str = "INBOX") -> dict[int, set[str]]:
+        """Every message's UID and flags in ``mailbox``, as the server holds them now."""
         imap = self.client()
         try:
+            imap.select(mailbox)
             kind, data = imap.uid("FETCH", "1:*", "(UID FLAGS)")
             assert kind == "OK", data
         finally:

@@ -19,6 +19,7 @@ from core.store import CampaignStore
 from tests.integration.imap import DovecotIMAP
 from tests.integration.test_cli_send import ROOT, lab_args, mxmailer, send_args
 from tests.unit.test_dsn import CASES, sample
+from tests.unit.test_dsn_matching import make_campaign
 
 # Each sample with the address it names and the campaign recipient it is turned into.
 BOUNCES = {
@@ -177,6 +178,23 @@ def test_a_wrong_password_or_an_untrusted_certificate_changes_nothing(tmp_path: 
     assert untrusted.returncode == 1
     assert "cannot be trusted" in untrusted.stderr
     assert imap.password not in untrusted.stdout + untrusted.stderr
+
+
+def test_a_folder_with_a_non_ascii_name(tmp_path: Path) -> None:
+    state = tmp_path / "c.mxm"
+    make_campaign(state).close()
+    ca = tmp_path / "ca.pem"
+    folder = '"R&APw-ckl&AOQ-ufer"'  # "Rückläufer" in IMAP's modified UTF-7, quoted
+    with DovecotIMAP([sample("postfix-user-unknown.eml")]) as imap:
+        imap.tls.write_ca(ca)
+        imap.append(sample("exim-mailbox-full.eml"), folder)
+        done = bounces_cli(state, imap, ca, "--mailbox", "Rückläufer")
+        assert done.returncode == 0, done.stderr + imap.log_tail()
+        assert done.stdout.splitlines()[-1].startswith("1 bounced later, "), done.stdout
+        assert imap.flags(folder) == {1: {"\\Seen"}}
+        assert all("\\Seen" not in flags for flags in imap.flags().values())  # INBOX unread
+    assert [row[0] for row in statuses(state).values()].count("bounced") == 1
+    assert statuses(state)["bob@plain.test"][0] == "bounced"
 
 
 @pytest.mark.parametrize("missing", ["--imap-host", "--state"])
