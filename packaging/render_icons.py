@@ -45,7 +45,7 @@ def png_path(size: int) -> Path:
 def render_png(svg: Path, size: int) -> bytes:
     """The SVG drawn on a transparent ``size`` x ``size`` square, as PNG bytes."""
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF
-    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtGui import QImage, QImageWriter, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
     renderer = QSvgRenderer(str(svg))
@@ -61,8 +61,9 @@ def render_png(svg: Path, size: int) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG"):
-        raise SystemExit(f"render_icons: Qt could not encode the {size} px PNG")
+    writer = QImageWriter(buffer, QByteArray(b"png"))
+    if not writer.write(image):
+        raise SystemExit(f"render_icons: the {size} px PNG: {writer.errorString()}")
     buffer.close()
     return bytes(data.data())
 

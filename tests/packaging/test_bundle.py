@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import os
 import re
 import signal
@@ -70,9 +71,7 @@ class Bundle:
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
-    try:
-        import PyInstaller  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("PyInstaller") is None:
         pytest.fail("PyInstaller is missing: pip install -e '.[test]' (it is in the test extra)")
     if not sys.platform.startswith("linux"):
         pytest.fail("only the Linux bundle is built and tested here")
