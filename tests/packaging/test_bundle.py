@@ -32,7 +32,7 @@ import pytest
 
 from core import __version__
 from gui.sandbox import SAMPLE_MESSAGE, SAMPLE_RECIPIENTS, SENDER, expected_outcome
-from tests.packaging.support import PACKAGING
+from tests.packaging.support import PACKAGING, ROOT
 
 #: A cold build on two cores takes well under a minute; this is the bound, not the wait.
 BUILD_TIMEOUT = 600
@@ -128,6 +128,15 @@ def _mib(folder: Path) -> float:
     _internal/) are counted as links, not as second copies."""
     files = (p.lstat() for p in folder.rglob("*") if not p.is_symlink())
     return sum(f.st_size for f in files if not stat.S_ISDIR(f.st_mode)) / 2**20
+
+
+def test_make_app_runs_the_build_this_test_runs() -> None:
+    """The fixture above builds with packaging/build_app.py; so must ``make app``."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    recipe = re.search(r"^app:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe is not None, "the Makefile has no app target"
+    commands = [line.strip() for line in recipe.group(1).splitlines()]
+    assert commands[-1] == "$(BIN)/python packaging/build_app.py", commands
 
 
 def test_the_window_runs_the_sandbox_campaign_offscreen(bundle: Bundle, tmp_path: Path) -> None:

@@ -43,6 +43,15 @@ def test_every_size_is_rendered_and_the_window_uses_them_all() -> None:
     assert icon_files() == [render_icons.png_path(size) for size in ICON_SIZES]
 
 
+def test_the_window_icon_offers_every_size(qapp: QApplication) -> None:
+    from gui.app import _app_icon  # the icon gui.app.main gives every window
+
+    icon = _app_icon()
+    assert {(s.width(), s.height()) for s in icon.availableSizes()} == {
+        (size, size) for size in ICON_SIZES
+    }
+
+
 @pytest.mark.parametrize("size", ICON_SIZES)
 def test_each_png_has_its_size_and_matches_the_svg(qapp: QApplication, size: int) -> None:
     committed = QImage(str(render_icons.png_path(size)))
