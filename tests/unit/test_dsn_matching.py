@@ -9,12 +9,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.bounces.apply import UNSUBSCRIBED, CampaignMatcher, Kind, unsubscribed_addresses
 from core.bounces.unsubscribe import UnsubscribeRule
 from core.outgoing import LIST_UNSUBSCRIBE_MAILTO
 from core.store import CampaignStore, NewRecipient, RecipientState, Status
-from tests.unit.test_dsn import sample
+from tests.unit.test_dsn import CASES, sample
 
 SENDER = "news@sender.test"
 # Each sample's recipient with the Message-ID its sample returns.
@@ -205,6 +207,15 @@ def test_unsubscribe_requests(tmp_path: Path, mailto: str, mail: bytes, who: str
         assert rows(store) == after
 
 
+def test_a_token_in_an_encoded_subject(tmp_path: Path) -> None:
+    settings = {LIST_UNSUBSCRIBE_MAILTO: "unsubscribe@sender.test?subject=Abmelden%20{{token}}"}
+    with make_campaign(tmp_path / "c.mxm", settings) as store:
+        # "AW: Abmelden t0002x" as RFC 2047 words, as a German client may send it.
+        mail = request("unsubscribe@sender.test", "=?utf-8?b?QVc6IEFibWVsZGVuIHQwMDAyeA==?=",
+                       "other@else.test")
+        assert read(store, mail) == [(Kind.UNSUBSCRIBED, "carl@plain.test")]
+
+
 NOT_REQUESTS = {
     "to another address": request("news@sender.test", "unsubscribe", "bob@plain.test"),
     "machine-made": request("unsubscribe@sender.test", "unsubscribe", "bob@plain.test",
@@ -252,3 +263,28 @@ def test_two_recipients_sharing_a_token_match_neither(tmp_path: Path) -> None:
         mail = request("unsub+t0001x@sender.test", "", "bob@plain.test")
         assert read(store, mail) == [(Kind.UNMATCHED, "bob@plain.test")]
         assert dataclasses.asdict(rows(store)["bob@plain.test"])["reason"] == ""
+
+
+MAILS = [sample(case[0]) for case in CASES] + [
+    request("unsub+t0001x@sender.test", "unsubscribe t0001x", "bob@plain.test"),
+    request("=?utf-8?q?unsub=2Bt0002x?= <unsub+t0002x@sender.test>",
+            "=?utf-8?b?dW5zdWJzY3JpYmUgdDAwMDJ4?=", "=?bogus?q?x?= <carl@plain.test>"),
+]
+
+
+@settings(max_examples=100)
+@given(
+    mail=st.sampled_from(MAILS),
+    cut=st.integers(min_value=0, max_value=4000),
+    junk=st.binary(max_size=48),
+)
+def test_any_mail_is_read_without_raising(tmp_path_factory: pytest.TempPathFactory,
+                                          mail: bytes, cut: int, junk: bytes) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "c.mxm"
+    mailto = "mailto:unsub+{{token}}@sender.test?subject=unsubscribe%20{{token}}"
+    with make_campaign(path, {LIST_UNSUBSCRIBE_MAILTO: mailto}) as store:
+        before = rows(store)
+        findings = read(store, mail[:cut] + junk + mail[cut + len(junk) :])
+        after = rows(store)
+    assert findings
+    assert len(changed(before, after)) <= len(findings)
