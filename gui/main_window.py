@@ -47,6 +47,7 @@ from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
 from gui.message_editor import MessageEditor
 from gui.message_form import MessageForm, campaign_columns, campaign_with_message, form_from_eml
+from gui.preflight_panel import PreflightGate, PreflightRunner
 from gui.providers_panel import ProvidersModel, ProvidersPanel
 from gui.recent import RECENT_FILE, RecentCampaigns
 from gui.recipients_model import RecipientsModel
@@ -126,12 +127,17 @@ class MainWindow(QMainWindow):
         *,
         now: Callable[[], float] = time.time,
         confirm: Confirm | None = None,
+        preflight: PreflightGate | None = None,
     ) -> None:
         super().__init__()
         self.options = options
         #: Asks before the campaign file is changed (only ever from plain slots).
         self.confirm: Confirm = confirm if confirm is not None else self._ask
         self.reporter = reporter
+        #: Checks a real campaign before its Start (gui.preflight_panel), then goes on.
+        self.preflight: PreflightGate = preflight or PreflightRunner(
+            self, lambda: self.settings, options.config_factory, reporter, closing=self.closed
+        )
         #: The app's settings (sandbox unless the user chose and acknowledged otherwise).
         self.settings: AppSettings = load_settings(options.settings_path)
         #: The settings dialog while it is open (one at a time).
@@ -549,15 +555,26 @@ class MainWindow(QMainWindow):
     # ---- the run ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start sending; a real campaign only once the user agrees to the count."""
+        """Start sending; a real campaign only after its pre-flight checks (the panel's
+        Send anyway) and once the user agrees to the count."""
         session = self.session
         if session is None or not self.action_for[Action.START].isEnabled():
             return
         if session.real:
-            question = real_question(session.unfinished, session.store.sender)
-            if not self.confirm("Real delivery", question):
-                self.log.add("real delivery not started: the user said no")
-                return
+            self.preflight(session, lambda: self._start_real(session))
+            return
+        self._begin(session)
+
+    def _start_real(self, session: CampaignSession) -> None:
+        if session is not self.session or not self.action_for[Action.START].isEnabled():
+            return  # closed or started while the panel was open
+        question = real_question(session.unfinished, session.store.sender)
+        if not self.confirm("Real delivery", question):
+            self.log.add("real delivery not started: the user said no")
+            return
+        self._begin(session)
+
+    def _begin(self, session: CampaignSession) -> None:
         self.problem_banner.hide()
         self.error_banner.hide()
         session.start()

@@ -96,8 +96,7 @@ def from_store(store: CampaignStore, *, helo: str | None = None) -> Campaign:
     settings = store.settings
     sender = store.sender
     domains = Counter(state.domain for state in store.pending() if state.domain)
-    return _campaign(sender, helo or str(settings.get("helo", "")), store.message, settings,
-                     domains)
+    return campaign_from_settings(sender, store.message, settings, domains, helo=helo)
 
 
 def from_csv(
@@ -120,11 +119,14 @@ def from_csv(
     )
 
 
-def _campaign(
-    sender: str, helo: str, message: bytes, settings: Mapping[str, object],
-    domains: Mapping[str, int],
+def campaign_from_settings(
+    sender: str, message: bytes, settings: Mapping[str, object], domains: Mapping[str, int],
+    *, helo: str | None = None,
 ) -> Campaign:
+    """A campaign from its file's parts: the sender, the message (its From), the settings
+    (HELO, DKIM, List-Unsubscribe: ``core.outgoing``'s keys) and the recipient domains."""
     domain = sender.rpartition("@")[2].lower()
+    helo = helo or str(settings.get("helo", ""))
     url = settings.get(LIST_UNSUBSCRIBE_URL)
     mailto = settings.get(LIST_UNSUBSCRIBE_MAILTO)
     return Campaign(

@@ -274,7 +274,9 @@ def window(
     options = WindowOptions(
         tmp_path / "data", greylist_seconds=1, config_factory=recorder.make_config
     )
-    window = MainWindow(options, reporter, confirm=confirm)
+    # These tests are about the count confirmation and the run: the pre-flight panel
+    # shown before it is tested in tests/gui/test_preflight_panel.py.
+    window = MainWindow(options, reporter, confirm=confirm, preflight=lambda _, go: go())
     closed: list[bool] = []
     window.closed.connect(lambda: closed.append(True))
     window.show()
