@@ -91,7 +91,9 @@ class CampaignMatcher:
         with_token = rule is not None and bool(rule.names)
         for state in store.states():
             if state.message_id:
-                self._by_message_id[state.message_id] = state.id
+                # Ours are lower-case hex at a lower-case domain: a server that changed
+                # the case (some rewrite headers) still names the same message.
+                self._by_message_id[state.message_id.lower()] = state.id
             self._by_address.setdefault(f"{state.email.rpartition('@')[0].lower()}@{state.domain}",
                                         state.id)
             if with_token and rule is not None:
@@ -117,7 +119,7 @@ class CampaignMatcher:
 
     def _bounce(self, mail: Message, bounce: Bounce, at: float) -> Iterator[Finding]:
         if bounce.message_id:
-            row = self._by_message_id.get(bounce.message_id)
+            row = self._by_message_id.get(bounce.message_id.lower())
             if row is None:
                 yield Finding(Kind.UNMATCHED, ", ".join(_named(bounce)),
                               f"a bounce of {bounce.message_id}, not a message of this campaign")

@@ -19,6 +19,7 @@ import enum
 import re
 from dataclasses import dataclass
 from email import message_from_bytes, policy
+from email.errors import MessageError
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses
@@ -319,7 +320,7 @@ def read_bounce(mail: Message | bytes) -> Bounce | None:
             return None  # a feedback report (RFC 5965) or a read receipt: not a bounce
         found = _rfc3464(mail)  # a delivery-status part under another container
         return found if found is not None else _text_bounce(mail)
-    except (LookupError, ValueError, TypeError, AttributeError):
+    except (MessageError, LookupError, ValueError, TypeError, AttributeError):
         return None  # a mail too broken to read is no bounce we can act on
 
 

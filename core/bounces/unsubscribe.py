@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
@@ -143,6 +144,6 @@ def _decoded(value: object) -> str:
     """A header's text with its RFC 2047 words decoded; never raises."""
     try:
         return str(make_header(decode_header(str(value))))
-    except (LookupError, ValueError, UnicodeError):
+    except (MessageError, LookupError, ValueError, UnicodeError):  # a broken word
         return str(value)
 

@@ -105,6 +105,12 @@ def test_delayed_reports_change_nobody(store: CampaignStore, name: str) -> None:
     assert rows(store) == before
 
 
+def test_a_message_id_whose_case_a_server_changed_still_matches(store: CampaignStore) -> None:
+    ours = SENT["ann@plain.test"]
+    raw = sample("postfix-user-unknown.eml").replace(ours.encode(), ours.upper().encode())
+    assert read(store, raw) == [(Kind.BOUNCED, "ann@plain.test")]
+
+
 def test_the_same_bounce_twice_changes_nothing_more(store: CampaignStore) -> None:
     read(store, sample("postfix-user-unknown.eml"))
     before = rows(store)
@@ -214,6 +220,17 @@ def test_a_token_in_an_encoded_subject(tmp_path: Path) -> None:
         mail = request("unsubscribe@sender.test", "=?utf-8?b?QVc6IEFibWVsZGVuIHQwMDAyeA==?=",
                        "other@else.test")
         assert read(store, mail) == [(Kind.UNSUBSCRIBED, "carl@plain.test")]
+
+
+@pytest.mark.parametrize("charset", ["Ü-8", "no-such-charset", "utf-8?b?broken=="])
+def test_a_subject_in_a_broken_encoding_leaves_the_decision_to_from(
+    tmp_path: Path, charset: str
+) -> None:
+    settings = {LIST_UNSUBSCRIBE_MAILTO: "unsubscribe@sender.test?subject=stop%20{{token}}"}
+    with make_campaign(tmp_path / "c.mxm", settings) as store:
+        mail = request("unsubscribe@sender.test", f"=?{charset}?b?c3RvcCB0MDAwMng=?=",
+                       "bob@plain.test")
+        assert read(store, mail) == [(Kind.UNSUBSCRIBED, "bob@plain.test")]
 
 
 NOT_REQUESTS = {
