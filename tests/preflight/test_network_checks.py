@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.lab import Behaviour, Fault, LabServer, Stage
 from core.lab.world import LabWorld
 from core.preflight import Status
 from core.preflight.dnsbl import query_name
@@ -166,3 +167,19 @@ def test_dnsbl_query_names_reverse_octets_and_nibbles() -> None:
     assert query_name("2001:db8::1", "bl.test") == (
         "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.test"
     )
+
+
+async def test_a_server_refusing_in_its_banner_is_a_warning_with_its_words(
+    world: LabWorld, key: Path
+) -> None:
+    refusing = Behaviour(
+        hostname="mx.refusing.test",
+        faults=(Fault(Stage.GREETING, 554, "mx.refusing.test 5.7.1 your address is listed"),),
+    )
+    world.host("mx.refusing.test", refusing).domain("refusing.test", "mx.refusing.test")
+    async with LabServer(refusing, host=world.hosts["mx.refusing.test"].address,
+                         port=world.port):
+        result = (await preflight(world, key, domains={"refusing.test": 1})).get("port25")
+    assert result.status is Status.WARN
+    assert "554" in result.result and "your address is listed" in result.result
+    assert "relay mode" in result.fix
