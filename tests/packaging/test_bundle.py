@@ -18,6 +18,7 @@ import csv
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -70,7 +71,7 @@ class Bundle:
 
 
 @pytest.fixture(scope="session")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bundle]:
     if importlib.util.find_spec("PyInstaller") is None:
         pytest.fail("PyInstaller is missing: pip install -e '.[test]' (it is in the test extra)")
     if not sys.platform.startswith("linux"):
@@ -95,7 +96,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     assert result.returncode == 0, f"the build failed:\n{result.stdout}\n{result.stderr}"
     built = Bundle(out / "dist" / "mxmailer", seconds)
     print(f"\nbundle: built in {seconds:.0f} s, {_mib(built.folder):.0f} MiB", file=sys.stderr)
-    return built
+    yield built
+    shutil.rmtree(out)  # ~180 MiB and pytest keeps the last runs' temporary folders
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
