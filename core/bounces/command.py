@@ -143,7 +143,14 @@ def _read(
         batch = uids[start : start + FETCH_BATCH]
         matched = []
         for uid, raw in mailbox.fetch(batch):
-            findings = matcher.read(raw, at=time.time())  # saved before it returns
+            try:
+                findings = matcher.read(raw, at=time.time())  # saved before it returns
+            except StoreError:
+                raise  # the campaign file failed: stop, as the engine does
+            except Exception as error:
+                # A mail the reader cannot read (a bug meeting hostile input) must not stop
+                # every later run at the same mail: it is reported, left unseen, skipped.
+                findings = [Finding(Kind.UNMATCHED, "", f"could not be read ({error!r})")]
             for finding in findings:
                 counts[finding.kind] += 1
                 _show(uid, finding)
