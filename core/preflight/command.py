@@ -19,7 +19,7 @@ from typing import Final, TextIO
 
 from core.dns import parse_nameserver
 from core.outgoing import DKIMSettings
-from core.preflight.inputs import DEFAULT_DNSBL, Campaign, Network, Preflight, from_csv, from_store
+from core.preflight.inputs import DEFAULT_DNSBL, Network, Preflight, from_csv, from_store
 from core.preflight.report import EXIT_USAGE, Report, Status
 from core.preflight.runner import run_preflight
 from core.recipients import RecipientsError
@@ -148,6 +148,3 @@ def _network(args: argparse.Namespace) -> Network:
     if any(not zone or " " in zone for zone in zones):
         raise UsageError("--dnsbl takes a DNS zone, e.g. zen.spamhaus.org")
     return Network(nameservers, args.port, tuple(addresses), zones)
-
-
-__all__ = ["Campaign", "add_arguments", "render", "run"]

@@ -191,10 +191,11 @@ class Facts:
     async def _outgoing(self) -> tuple[Outgoing, Outgoing]:
         given = [ipaddress.ip_address(text) for text in self.network.source_addresses]
         if given:
-            return tuple(  # type: ignore[return-value]
+            four, six = (
                 _given(version, [str(a) for a in given if a.version == version])
                 for version in (4, 6)
             )
+            return four, six
         groups = (await self.providers()).groups
         found: list[Outgoing] = []
         for version in (4, 6):
@@ -266,8 +267,3 @@ def public_problem(address: str) -> str | None:
         "see the router's public address, which preflight cannot learn without asking an "
         "outside service"
     )
-
-
-__all__ = [
-    "Facts", "Outgoing", "Probe", "ProviderGroup", "Providers", "Reverse", "public_problem",
-]
