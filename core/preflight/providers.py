@@ -36,7 +36,8 @@ async def check(facts: Facts) -> list[CheckResult]:
     if rest:
         parts.append(f"{len(rest)} more: {sum(group.recipients for group in rest):,}")
     if found.unroutable:
-        parts.append(f"no route: {found.unroutable:,} ({found.unroutable_domains} domains)")
+        domains = found.unroutable_domains
+        parts.append(f"no route: {found.unroutable:,} ({domains} domain{'s' * (domains != 1)})")
     if found.not_looked_up:
         parts.append(f"not looked up: {found.not_looked_up:,}")
     text = "; ".join(parts) + f". Bulk threshold: {BULK_THRESHOLD:,} a day per provider."

@@ -27,17 +27,18 @@ async def check(facts: Facts) -> list[CheckResult]:
         return [CheckResult(KEY, TITLE, Status.PASS,
                             f"{', '.join(offering)} offer STARTTLS: mail to them is encrypted.")]
     names = ", ".join(f"{probe.host} ({probe.provider})" for probe in without)
+    verb = "does" if len(without) == 1 else "do"
     if facts.network.starttls_required:
         return [CheckResult(
             KEY, TITLE, Status.FAIL,
-            f"{names} do not offer STARTTLS, and the settings require it: mail to them will "
-            "fail.",
+            f"{names} {verb} not offer STARTTLS, and the settings require it: mail to them "
+            "will fail.",
             "Set STARTTLS to 'opportunistic' (encrypt where offered), or remove those "
             "recipients.",
         )]
     return [CheckResult(
         KEY, TITLE, Status.WARN,
-        f"{names} do not offer STARTTLS: mail to them travels unencrypted.",
+        f"{names} {verb} not offer STARTTLS: mail to them travels unencrypted.",
         "Nothing to fix on your side; the receiving provider decides. Mail is still "
         "delivered.",
     )]

@@ -111,7 +111,7 @@ async def test_recipients_are_grouped_by_the_registered_domain_of_their_mx(
     domains = {"good.test": 4, "hosted.test": 2, "plain.test": 1, "nowhere.test": 3}
     result = (await preflight(world, key, domains=domains)).get("providers")
     assert result.status is Status.PASS
-    assert result.result.startswith("good.test: 6; plain.test: 1; no route: 3 (1 domains)")
+    assert result.result.startswith("good.test: 6; plain.test: 1; no route: 3 (1 domain)")
     assert "5,000 a day" in result.result
 
 
