@@ -126,10 +126,12 @@ class PreflightPanel(QDialog):
             for column, widget in enumerate((light, title, body)):
                 self._grid.addWidget(widget, row, column, Qt.AlignmentFlag.AlignTop)
             self.lights.append(light)
+        self._grid.setRowStretch(len(report.results), 1)  # the rows stay together at the top
         self.send_button.setEnabled(True)
         # Enter sends only when nothing failed; with a red light it cancels.
         self.send_button.setDefault(not report.failed)
         self.cancel_button.setDefault(report.failed)
+        (self.cancel_button if report.failed else self.send_button).setFocus()
 
     def show_error(self, text: str) -> None:
         """The checks could not run at all: say why; sending stays the user's choice."""
