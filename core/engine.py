@@ -209,7 +209,8 @@ class Engine:
         self._active = 0
         self._unfinished = 0
         self._loading = False
-        self._early_flush = False  # a flush is due at once: FLUSH_BATCH results queued
+        #: A flush due at once (FLUSH_BATCH results queued), until it has run.
+        self._early_flush: asyncio.Handle | None = None
         self._waiting = 0
         self._paused = False
         self._stopping = False
@@ -235,20 +236,26 @@ class Engine:
         if self._stopping:  # stopped before it started
             self._done.set_result(None)
         self._counts = self.store.counts()
-        self._loading = True
         try:
-            await self._load()
-        finally:
-            self._loading = False
-        # The recipients just loaded (and a window's rows) live as long as the run: out
-        # of the collector's sight, a full collection no longer walks them all (pauses of
-        # 60-200 ms at 30,000 recipients, measured, in the loop a window shares).
-        gc.freeze()
-        self._schedule_flush()
-        if self._unfinished == 0 and not self._done.done():
-            self._done.set_result(None)
-        try:
+            self._loading = True
+            try:
+                await self._load()
+            finally:
+                self._loading = False
+            # Everything alive now (the recipients just loaded, a window's rows) lives
+            # about as long as the run: out of the collector's sight, a full collection no
+            # longer walks it all (pauses of 60-200 ms at 30,000 recipients, measured, in
+            # the loop a window shares). Process-wide, so undone when the run ends.
+            gc.freeze()
+            self._schedule_flush()
+            if self._unfinished == 0 and not self._done.done():
+                self._done.set_result(None)
             await self._done
+        except BaseException:
+            # A load that failed half-way (or a cancelled run): nothing new starts, and
+            # what the slices already loaded have in flight finishes and is saved.
+            self.stop()
+            raise
         finally:
             gc.unfreeze()
             await self._wind_down()
@@ -312,9 +319,8 @@ class Engine:
         except StoreError as error:
             self._fail_run(error)
             return
-        if self.store.queued_updates >= FLUSH_BATCH and not self._early_flush:
-            self._early_flush = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        if self.store.queued_updates >= FLUSH_BATCH and self._early_flush is None:
+            self._early_flush = asyncio.get_running_loop().call_soon(self._flush)
 
     # ---- scheduling ---------------------------------------------------------------------
 
@@ -789,7 +795,9 @@ class Engine:
 
     def _flush(self) -> None:
         """Commit what is queued, then announce the final statuses it made durable."""
-        self._early_flush = False
+        if self._early_flush is not None:
+            self._early_flush.cancel()
+            self._early_flush = None
         if self._failure is not None:
             return
         try:

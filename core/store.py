@@ -471,8 +471,10 @@ class CampaignStore:
                 cls._migrate(connection, path, version)
             for statement in schema.RECIPIENT_INDEXES:  # an import cut short may lack them
                 connection.execute(statement)
+            # The attempt happened (its end of data went out) even if its count was not
+            # saved yet: counted, a retry cannot make the campaign look untried.
             ambiguous = connection.execute(
-                "UPDATE recipients SET status = ?,"
+                "UPDATE recipients SET status = ?, attempts = max(attempts, 1),"
                 " reason = printf(?, strftime('%Y-%m-%dT%H:%M:%SZ', eod_at, 'unixepoch'))"
                 f" WHERE {_IN_DOUBT_WHERE}",
                 (Status.AMBIGUOUS.value, AMBIGUOUS_REASON),
@@ -867,6 +869,11 @@ class CampaignStore:
         """
         path = Path(path)
         connection = self._open()
+        if self._failure is not None:
+            raise StoreError(
+                f"cannot save a copy: a write to {self.path} failed ({self._failure}). Open "
+                "the campaign again (nothing saved is lost), then save the copy"
+            )
         if self._queue:
             raise StoreError("cannot save a copy while results are waiting to be written")
         if path.resolve() == self.path.resolve():

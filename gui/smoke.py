@@ -206,7 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         assert isinstance(app, QApplication)
         loop = make_loop(app, reporter)
         options = WindowOptions(Path(folder), config_factory=lab_config(nameserver, args.port))
-        window = MainWindow(options, reporter, confirm=lambda _title, _text: True)
+        # A rehearsal reaches only the lab: no count question, and no pre-flight checks
+        # (they would look at the real internet's DNS and port 25).
+        window = MainWindow(
+            options,
+            reporter,
+            confirm=lambda _title, _text: True,
+            preflight=lambda _session, go: go(),
+        )
         with loop:
             code: int = loop.run_until_complete(_rehearse(window, args))
         asyncio.set_event_loop(None)
