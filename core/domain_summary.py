@@ -1,7 +1,7 @@
 """The per-domain summary of a campaign: what to expect from each domain next time.
 
-One row per recipient domain: how many were delivered, bounced or are otherwise not
-delivered, how many were greylisted at least once, the median time from a recipient's
+One row per recipient domain: how many were delivered, bounced, otherwise not delivered
+or possibly delivered, how many were greylisted at least once, the median time from a recipient's
 first attempt to its delivery (greylisting and backoff included), and the bounces' most
 common replies. Read from the campaign file only (``mxmailer export-domains``, the
 window's File menu); nothing is sent.
@@ -27,16 +27,16 @@ HEADER: Final = (
     "delivered",
     "bounced",
     "not_delivered",
+    "possibly_delivered",
     "greylisted",
     "median_delivery_seconds",
     "top_bounce_reasons",
 )
 #: Bounce replies listed per domain, most common first.
 TOP_REASONS: Final = 3
-#: Statuses that are neither delivered nor bounced but were meant to be sent.
-_NOT_DELIVERED: Final = frozenset(
-    {Status.QUEUED, Status.DEFERRED, Status.EXPIRED, Status.AMBIGUOUS}
-)
+#: Statuses that are neither delivered nor bounced but were meant to be sent; a possibly
+#: delivered row has its own column: sending it again may give a second copy.
+_NOT_DELIVERED: Final = frozenset({Status.QUEUED, Status.DEFERRED, Status.EXPIRED})
 
 
 @dataclass(slots=True)
@@ -46,6 +46,7 @@ class DomainSummary:
     delivered: int = 0
     bounced: int = 0
     not_delivered: int = 0
+    possibly_delivered: int = 0
     greylisted: int = 0
     delays: list[float] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -65,6 +66,7 @@ class DomainSummary:
             str(self.delivered),
             str(self.bounced),
             str(self.not_delivered),
+            str(self.possibly_delivered),
             str(self.greylisted),
             "" if median is None else f"{median:.1f}",
             "; ".join(f"{reason} (x{count})" for reason, count in self.top_reasons()),
@@ -95,6 +97,8 @@ def summarize(
             summary.reasons[_reply(state)] += 1
         elif state.status in _NOT_DELIVERED:
             summary.not_delivered += 1
+        elif state.status is Status.AMBIGUOUS:
+            summary.possibly_delivered += 1
     return sorted(domains.values(), key=lambda s: (-s.recipients, s.domain))
 
 

@@ -16,6 +16,10 @@ from pathlib import Path
 from core.store import CampaignStore, NewRecipient
 
 
+class ImportCancelled(Exception):
+    """The user cancelled the import; the file being made was removed."""
+
+
 def build_campaign(
     folder: Path,
     rows: Callable[[], Iterable[NewRecipient]],
@@ -25,8 +29,12 @@ def build_campaign(
     settings: Mapping[str, object],
     stem: str,
     now: float | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Path:
-    """A new campaign file ``stem-YYYYmmdd-HHMMSS.mxm`` in ``folder`` holding ``rows()``."""
+    """A new campaign file ``stem-YYYYmmdd-HHMMSS.mxm`` in ``folder`` holding ``rows()``.
+
+    Raises ImportCancelled when ``cancelled()`` says so once every row is in, before the
+    file gets its name (``rows`` itself looks while reading), and leaves nothing behind."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     path = free_name(folder, f"{stem}-{stamp}")
@@ -36,12 +44,19 @@ def build_campaign(
             partial, sender=sender, message=message, settings=settings
         ) as store:
             store.add_recipients(rows())
+        if cancelled():
+            raise ImportCancelled(f"the import into {path.name} was cancelled")
         partial.replace(path)
     except BaseException:
-        for leftover in (partial, *(Path(f"{partial}{s}") for s in ("-wal", "-shm"))):
-            leftover.unlink(missing_ok=True)
+        remove_campaign_file(partial)
         raise
     return path
+
+
+def remove_campaign_file(path: Path) -> None:
+    """Delete a campaign file and what SQLite keeps beside it."""
+    for made in (path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm"))):
+        made.unlink(missing_ok=True)
 
 
 def free_name(folder: Path, stem: str) -> Path:

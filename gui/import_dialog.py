@@ -41,11 +41,11 @@ from PySide6.QtWidgets import (
 from core.recipients import RecipientsError
 from core.store import StoreError
 from gui.banners import Banner, Kind
+from gui.campaign_build import remove_campaign_file
 from gui.importing import (
     DELIMITER_NAMES,
     ENCODINGS,
     DryRun,
-    ImportCancelled,
     ImportChoices,
     dry_run,
     import_campaign,
@@ -341,7 +341,9 @@ class ImportDialog(QDialog):
 
     def _imported(self, result: object) -> None:
         self._importing = False
-        if isinstance(result, ImportCancelled):
+        if self._cancel.is_set():  # whatever the worker ended with, the user said cancel
+            if isinstance(result, SampleCampaign):  # it finished before it looked
+                remove_campaign_file(result.path)
             super().reject()
             return
         if isinstance(result, SampleCampaign):

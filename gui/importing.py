@@ -26,7 +26,7 @@ from core.recipients import (
     read_recipients,
 )
 from core.store import NewRecipient
-from gui.campaign_build import build_campaign
+from gui.campaign_build import ImportCancelled, build_campaign
 from gui.sandbox import (
     SAMPLE_MESSAGE,
     SampleCampaign,
@@ -166,10 +166,6 @@ def summary_lines(run: DryRun) -> list[str]:
     return lines
 
 
-class ImportCancelled(Exception):
-    """The user cancelled the import; the file being made was removed."""
-
-
 #: Rows read between two looks at the cancel flag.
 CANCEL_CHECK_ROWS: Final = 1000
 
@@ -204,6 +200,7 @@ def import_campaign(
             SAMPLE_MESSAGE.read_bytes(),
             stem=f"sandbox-{_stem(choices.path)}",
             now=now,
+            cancelled=cancelled,
         )
     settings = {**campaign_settings({}, real), MESSAGE_DRAFT: True}
     path = build_campaign(
@@ -214,6 +211,7 @@ def import_campaign(
         settings=settings,
         stem=f"campaign-{_stem(choices.path)}",
         now=now,
+        cancelled=cancelled,
     )
     return SampleCampaign(path, summary)
 

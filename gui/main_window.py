@@ -422,16 +422,21 @@ class MainWindow(QMainWindow):
         session = self.session
         if message is None or session is None or not session.fresh or self._busy():
             return
-        old = session.path
+        old, store = session.path, session.store
         try:
-            campaign = campaign_with_message(session.store, message, self.options.data_dir)
+            campaign = campaign_with_message(store, message, self.options.data_dir)
+            if session.real:
+                # Two sendable files with the same recipients could send them two
+                # messages: the old one, never sent, becomes a draft nothing sends.
+                store.set_settings({**store.settings, MESSAGE_DRAFT: True})
         except (OSError, StoreError, TemplateError) as error:
             self._problem(f"The edited message could not be saved: {error}")
             return
         if self.open_file(campaign.path):
+            left = "is now a draft that cannot be sent" if session.real else "is left as it was"
             self.log.add(
                 f"message edited: saved with the same {campaign.summary.rows} recipients as "
-                f"a new campaign ({old.name} is left as it was)"
+                f"a new campaign ({old.name} {left})"
             )
 
     def open_file(self, path: Path) -> bool:
@@ -458,6 +463,9 @@ class MainWindow(QMainWindow):
             return False
         if not path.suffix:
             path = path.with_name(path.name + ".mxm")
+            if path.exists():  # the name asked about had no suffix: never replace unasked
+                self._problem(f"{path} already exists: choose another name")
+                return False
         old, queued_in_both = session.path, session.unfinished if session.real else 0
         try:
             session.store.save_copy(path)
@@ -756,7 +764,7 @@ class MainWindow(QMainWindow):
 
     def export_report(self, path: Path) -> int | None:
         """Write the CSV report; the number of rows, or None (and a banner) on failure."""
-        if self.session is None:
+        if self.session is None or self._refuse_campaign_file(path):
             return None
         try:
             rows = self.session.store.export_report(path)
@@ -770,7 +778,7 @@ class MainWindow(QMainWindow):
     def export_bounces(self, path: Path) -> int | None:
         """Write the recipients' own bounces as a suppression list (see mxmailer
         export-bounces); the number of addresses, or None on failure."""
-        if self.session is None:
+        if self.session is None or self._refuse_campaign_file(path):
             return None
         store = self.session.store
         try:
@@ -791,7 +799,7 @@ class MainWindow(QMainWindow):
     def export_domains(self, path: Path) -> int | None:
         """Write the per-domain summary (see mxmailer export-domains); the number of
         domains, or None (and a banner) on failure."""
-        if self.session is None:
+        if self.session is None or self._refuse_campaign_file(path):
             return None
         try:
             domains = export_domain_summary(self.session.store, path)
@@ -801,6 +809,15 @@ class MainWindow(QMainWindow):
         self.log.add(f"per-domain summary: {domains} domain(s) written to {path}")
         self.statusBar().showMessage(f"Per-domain summary written to {path}", 10_000)
         return domains
+
+    def _refuse_campaign_file(self, path: Path) -> bool:
+        """An export aimed at the open campaign file would replace the campaign with a
+        CSV (a file dialog asks "replace?" and a hurried user says yes): refused."""
+        session = self.session
+        if session is not None and path.resolve() == session.path.resolve():
+            self._problem(f"{path.name} is the campaign file itself: choose another name")
+            return True
+        return False
 
     # ---- dialogs (plain slots only: never inside a coroutine) ---------------------------
 
@@ -815,11 +832,13 @@ class MainWindow(QMainWindow):
     def _choose_save_as(self) -> None:
         if self.session is not None:
             suggested = self.session.path.with_name(self.session.path.stem + " copy.mxm")
-            name, _ = QFileDialog.getSaveFileName(
+            dialog = QFileDialog(
                 self, "Save campaign as", str(suggested), "MX Mailer campaigns (*.mxm)"
             )
-            if name:
-                self.save_as(Path(name))
+            dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+            dialog.setDefaultSuffix("mxm")  # so "replace?" is asked about the real name
+            if dialog.exec() and dialog.selectedFiles():
+                self.save_as(Path(dialog.selectedFiles()[0]))
 
     def _choose_csv(self) -> None:
         folder = str(Path.home())
@@ -979,11 +998,12 @@ class MainWindow(QMainWindow):
             return
         event.ignore()
         session = self.session
-        if session is not None and session.run_state in BUSY:
-            if not self._close_agreed:
-                if not self.confirm("Close while sending", CLOSE_QUESTION):
-                    return
-                self._close_agreed = True
+        if session is not None and session.run_state in BUSY and not self._close_agreed:
+            # The question runs a nested event loop: the run may end while it is open.
+            if not self.confirm("Close while sending", CLOSE_QUESTION):
+                return
+            self._close_agreed = True
+        if session is not None and session is self.session and session.run_state in BUSY:
             self._close_requests += 1
             if self._close_requests == 1:
                 self.error_banner.show_text(CLOSING)

@@ -295,16 +295,19 @@ class MessageEditor(QDialog):
         self.refreshed.emit()
 
     def _preview(self, template: MessageTemplate | None) -> None:
+        why = ""
         try:
-            recipient = self._recipient(self.row_spin.value())
-        except (LookupError, StoreError):  # no such row; the file could not be read
-            recipient = None
+            recipient: RecipientState | None = self._recipient(self.row_spin.value())
+        except LookupError:
+            recipient, why = None, "the campaign has no recipient with this number"
+        except StoreError as error:
+            recipient, why = None, f"the campaign file could not be read ({error})"
         self.recipient_label.setText(recipient.email if recipient is not None else "")
         if template is None or recipient is None:
             self.headers_view.setText(
                 "No preview: fix the problems below first."
                 if template is None
-                else "No preview: the campaign has no recipient with this number."
+                else f"No preview: {why}."
             )
             self.preview_text.setPlainText("")
             self.preview_html.setHtml("")

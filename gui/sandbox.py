@@ -120,12 +120,20 @@ def build_sandbox_campaign(
     *,
     stem: str = "sandbox",
     now: float | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> SampleCampaign:
     """A new sandbox campaign file in ``folder`` holding ``rows()`` (which fill
     ``summary``): marked for the lab, from the demo sender (see :func:`build_campaign`)."""
     settings: dict[str, object] = {"helo": HELO, SANDBOX_SETTING: True}
     path = build_campaign(
-        folder, rows, message, sender=SENDER, settings=settings, stem=stem, now=now
+        folder,
+        rows,
+        message,
+        sender=SENDER,
+        settings=settings,
+        stem=stem,
+        now=now,
+        cancelled=cancelled,
     )
     return SampleCampaign(path, summary)
 

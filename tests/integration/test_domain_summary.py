@@ -64,6 +64,7 @@ def test_invalid_and_suppressed_rows_are_left_out_and_replies_are_spreadsheet_sa
         export_domain_summary(store, output)
     assert [s.domain for s in summaries] == ["example.test"]
     assert summaries[0].recipients == 7
+    assert (summaries[0].not_delivered, summaries[0].possibly_delivered) == (4, 1)
     with output.open(newline="", encoding="utf-8") as handle:
         cells = [cell for row in csv.reader(handle) for cell in row]
     assert any("=HYPERLINK" in cell for cell in cells)
