@@ -24,12 +24,13 @@ run: install qt
 	fi
 
 lint: install
-	$(BIN)/ruff check core gui tests bench
+	$(BIN)/ruff check core gui tests bench packaging
 
 typecheck: install
 	$(BIN)/mypy --strict core gui
 
-# Real MTAs for the interop tests (Postfix + postgrey, Debian packages). Installing needs
+# Real MTAs for the interop tests (Postfix + postgrey, and Dovecot's IMAP server for the
+# bounce mailbox; Debian packages). Installing needs
 # root; elsewhere the interop tests skip and say why (under CI=true they fail instead).
 mta:
 	@if [ "$$(id -u)" -eq 0 ]; then bash .ci/install-mta.sh; \
@@ -71,4 +72,4 @@ app: install qt
 	$(BIN)/python packaging/build_app.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage build dist *.egg-info

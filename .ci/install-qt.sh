@@ -17,6 +17,8 @@ PACKAGES=(
     libxcb-randr0 libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libx11-xcb1
     # Wayland desktops.
     libwayland-cursor0
+    # The validators of the Linux desktop entry and AppStream metadata (tests/packaging).
+    desktop-file-utils appstream
 )
 
 NAME=install-qt
