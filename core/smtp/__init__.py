@@ -17,6 +17,7 @@ from core.smtp.reply import EnhancedStatus, Reply, ReplyParser
 from core.smtp.session import (
     ClientSession,
     Closed,
+    Credentials,
     Event,
     FailureKind,
     Outcome,
@@ -36,6 +37,7 @@ __all__ = [
     "BodyLineTooLongError",
     "ClientSession",
     "Closed",
+    "Credentials",
     "EnhancedStatus",
     "Event",
     "Extensions",

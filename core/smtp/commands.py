@@ -8,6 +8,7 @@ command early and start another. Addresses are also refused when they hold ``<``
 
 from __future__ import annotations
 
+import base64
 import functools
 import re
 from collections.abc import Iterable
@@ -22,12 +23,30 @@ RSET = b"RSET\r\n"
 QUIT = b"QUIT\r\n"
 STARTTLS = b"STARTTLS\r\n"
 END_OF_DATA = b".\r\n"
+AUTH_LOGIN = b"AUTH LOGIN\r\n"
+#: What a transcript shows in place of a line that carries a credential.
+HIDDEN = b"<hidden>\r\n"
+
+_NUL = re.compile("\0")
 
 
 def _safe(pattern: re.Pattern[str], what: str, value: str) -> bytes:
     if pattern.search(value) is not None:
         raise UnsafeArgumentError(what, value)
     return value.encode("utf-8")
+
+
+def auth_plain(user: str, password: str) -> bytes:
+    """``AUTH PLAIN`` with its initial response (RFC 4954, RFC 4616): no authorization
+    identity, then the user and the password, NUL-separated and base64-encoded; a NUL
+    inside either would shift the fields, so it is refused."""
+    secret = b"\0" + _safe(_NUL, "user name", user) + b"\0" + _safe(_NUL, "password", password)
+    return b"AUTH PLAIN " + base64.b64encode(secret) + b"\r\n"
+
+
+def auth_login_answer(value: str) -> bytes:
+    """One answer to an ``AUTH LOGIN`` challenge: the user name or the password, base64."""
+    return base64.b64encode(_safe(_NUL, "credential", value)) + b"\r\n"
 
 
 def ehlo(name: str) -> bytes:

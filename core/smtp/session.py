@@ -42,6 +42,7 @@ class Phase(enum.Enum):
     HELO = "helo"
     STARTTLS = "starttls"
     TLS_HANDSHAKE = "tls-handshake"
+    AUTH = "auth"
     READY = "ready"
     MAIL = "mail"
     RCPT = "rcpt"
@@ -100,6 +101,7 @@ class FailureKind(enum.Enum):
     CLOSED = "closed"  # the server closed the connection
     PROTOCOL = "protocol"  # the server broke the protocol
     LOCAL = "local"  # our side gave up (a body that could not be encoded)
+    AUTH = "auth"  # the login was refused, or could not be made safely (no TLS, no PLAIN/LOGIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +209,23 @@ _Expect = tuple[Phase, "_Flight | None"]
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """A relay's login (AUTH PLAIN, else LOGIN). Never in a transcript or a ``repr``."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     helo_name: str
     tls: TLSPolicy = TLSPolicy.MAY
     #: Use PIPELINING when the server offers it.
     pipelining: bool = True
+    #: Log in before the first transaction (relay mode); only ever over TLS.
+    credentials: Credentials | None = None
+    #: The connection is TLS from its first byte (port 465, RFC 8314): no STARTTLS.
+    implicit_tls: bool = False
 
 
 class ClientSession:
@@ -228,7 +242,10 @@ class ClientSession:
         self._end_of_data_hook = on_end_of_data
         self.extensions: Extensions = NO_EXTENSIONS
         self._pipelined = False  # PIPELINING offered and allowed (RFC 2920)
-        self.tls_active = False
+        self.tls_active = config.implicit_tls
+        self._authenticated = False
+        #: AUTH LOGIN's answers still to give (user, then password), one per 334.
+        self._login_answers: deque[bytes] = deque()
         self._trace = trace
         self._parser = ReplyParser()
         self._expect: deque[_Expect] = deque()
@@ -462,8 +479,51 @@ class ClientSession:
                     reason="the server does not offer STARTTLS, which the settings require",
                 )
                 return
-        self._ready = True
-        self._become_ready()
+        self._settled()
+
+    def _settled(self) -> None:
+        """TLS is settled: log in when the settings say so, then take transactions."""
+        credentials = self.config.credentials
+        if credentials is None or self._authenticated:
+            self._ready = True
+            self._become_ready()
+            return
+        self._phase = Phase.AUTH
+        if not self.tls_active:
+            self._fail(
+                FailureKind.AUTH,
+                phase=Phase.AUTH,
+                reason="no TLS, so no login: a password is never sent in the clear",
+            )
+            return
+        mechanisms = self.extensions.auth_mechanisms
+        if "PLAIN" in mechanisms:
+            line = commands.auth_plain(credentials.user, credentials.password)
+            self._command(line, Phase.AUTH, shown=b"AUTH PLAIN " + commands.HIDDEN)
+        elif "LOGIN" in mechanisms:
+            self._login_answers = deque(
+                commands.auth_login_answer(value)
+                for value in (credentials.user, credentials.password)
+            )
+            self._command(commands.AUTH_LOGIN, Phase.AUTH)
+        else:
+            offered = " ".join(sorted(mechanisms)) or "none"
+            self._fail(
+                FailureKind.AUTH,
+                phase=Phase.AUTH,
+                reason=f"the server offers no AUTH PLAIN or LOGIN (offered: {offered})",
+            )
+
+    def _on_auth(self, reply: Reply, _: _Flight | None) -> None:
+        if reply.code == 235:
+            self._authenticated = True
+            self._login_answers.clear()
+            self._settled()
+        elif reply.code == 334 and self._login_answers:
+            self._command(self._login_answers.popleft(), Phase.AUTH, shown=commands.HIDDEN)
+        else:
+            self._login_answers.clear()
+            self._fail(FailureKind.AUTH, reply=reply, phase=Phase.AUTH)
 
     def _on_starttls(self, reply: Reply, _: _Flight | None) -> None:
         if reply.code == 220:
@@ -477,8 +537,7 @@ class ClientSession:
         if self.config.tls is TLSPolicy.REQUIRE:
             self._fail(FailureKind.TLS, reply=reply, phase=Phase.STARTTLS)
             return
-        self._ready = True
-        self._become_ready()
+        self._settled()
 
     def _on_mail(self, reply: Reply, flight: _Flight | None) -> None:
         assert flight is not None
@@ -678,9 +737,17 @@ class ClientSession:
 
     # ---- plumbing ---------------------------------------------------------------------
 
-    def _command(self, line: bytes, phase: Phase, flight: _Flight | None = None) -> None:
+    def _command(
+        self,
+        line: bytes,
+        phase: Phase,
+        flight: _Flight | None = None,
+        *,
+        shown: bytes | None = None,
+    ) -> None:
+        """Queue a command; ``shown`` is what the trace gets instead of a secret line."""
         if self._trace:
-            self._trace(("C", line))
+            self._trace(("C", line if shown is None else shown))
         self._expect.append((phase, flight))
         self._out.append((line, 1, None))
 
@@ -765,6 +832,7 @@ _HANDLERS: dict[Phase, _Handler] = {
     Phase.EHLO: ClientSession._on_ehlo,
     Phase.HELO: ClientSession._on_helo,
     Phase.STARTTLS: ClientSession._on_starttls,
+    Phase.AUTH: ClientSession._on_auth,
     Phase.MAIL: ClientSession._on_mail,
     Phase.RCPT: ClientSession._on_rcpt,
     Phase.DATA: ClientSession._on_data,
