@@ -105,7 +105,8 @@ class ConnectionConfig:
     timeouts: Timeouts = Timeouts()
     #: Transactions on one connection before QUIT (connection reuse).
     max_transactions: int = 100
-    #: TLS context for STARTTLS; None: encrypt without verifying (Postfix's ``may``).
+    #: TLS context for STARTTLS, or for the whole connection when the session says
+    #: ``implicit_tls``; None: encrypt without verifying (Postfix's ``may``).
     tls_context: ssl.SSLContext | None = None
 
 
@@ -485,13 +486,24 @@ class SMTPConnection:
             self.on_phase,
             self.transcript,
         )
+        implicit = self.config.session.implicit_tls
+        context = (self.config.tls_context or _unverified_context()) if implicit else None
+        timeouts = self.config.timeouts
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: driver, self.target.address, self.target.port),
-                self.config.timeouts.connect,
+                loop.create_connection(
+                    lambda: driver,
+                    self.target.address,
+                    self.target.port,
+                    ssl=context,
+                    server_hostname=self.target.host if implicit else None,
+                ),
+                timeouts.connect + (timeouts.tls_handshake if implicit else 0),
             )
         except (TimeoutError, OSError) as error:
             return self._unconnected(driver, error)
+        if implicit and driver.transport is not None:
+            self._note_tls(driver, driver.transport)
         watchdog = loop.call_later(self.config.timeouts.session, driver.overran)
         try:
             while not driver.done.done():
@@ -542,18 +554,26 @@ class SMTPConnection:
             return
         assert isinstance(upgraded, asyncio.Transport)
         driver.transport = upgraded
-        ssl_object = upgraded.get_extra_info("ssl_object")
+        self._note_tls(driver, upgraded)
+        driver.session.tls_established()
+        driver.pump()
+
+    def _note_tls(self, driver: _Driver, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             name, _, bits = ssl_object.cipher()
             self.tls = TLSInfo(ssl_object.version() or "", name, bits)
             driver.transcript.note(f"TLS established: {self.tls.version} {name}")
-        driver.session.tls_established()
-        driver.pump()
 
     def _unconnected(self, driver: _Driver, error: BaseException) -> ConnectionReport:
         driver._cancel_timer()
         if isinstance(error, TimeoutError):
             failure = SessionFailed(FailureKind.TIMEOUT, Phase.CONNECT, detail="connect timed out")
+        elif isinstance(error, ssl.SSLError):  # implicit TLS: e.g. an untrusted certificate
+            detail = getattr(error, "verify_message", "") or error.reason or str(error)
+            failure = SessionFailed(
+                FailureKind.TLS, Phase.TLS_HANDSHAKE, detail=f"TLS handshake failed: {detail}"
+            )
         else:
             detail = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
             failure = SessionFailed(FailureKind.REFUSED, Phase.CONNECT, detail=detail)

@@ -141,11 +141,15 @@ class Destinations:
         self._by_key: dict[str, Destination] = {}
         self._providers: dict[str, Provider] = {}
 
-    def for_route(self, route: Route) -> Destination:
+    def for_route(self, route: Route, provider_name: str = "") -> Destination:
+        """The destination of ``route``'s host set; ``provider_name`` names its provider
+        when the hosts' names do not (relays), else the registered domain of the first."""
         key = route.destination
         destination = self._by_key.get(key)
         if destination is None:
-            name = registered_domain(route.hosts[0].name) if route.hosts else route.domain
+            name = provider_name or (
+                registered_domain(route.hosts[0].name) if route.hosts else route.domain
+            )
             provider = self._providers.get(name) or self._new_provider(name)
             limit = min(self.per_destination, provider.limit)
             destination = Destination(key, route, provider, limit, min(self.initial, limit))

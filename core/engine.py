@@ -31,7 +31,7 @@ from core.connection import (
     Transcript,
 )
 from core.destinations import Destination, Destinations, Provider
-from core.dns import MXResolver, RouteFailure
+from core.dns import MXHost, MXResolver, Route, RouteFailure
 from core.events import (
     AttemptFinished,
     CampaignLog,
@@ -46,6 +46,8 @@ from core.events import (
 )
 from core.faults import Fault, SenderProblem, classify_fault
 from core.outgoing import OutgoingMessages
+from core.relay import PROVIDER as RELAY_PROVIDER
+from core.relay import RelayConfig, relay_hosts
 from core.retry import RetryPolicy
 from core.smtp import (
     Body,
@@ -108,6 +110,8 @@ class EngineConfig:
     rate: float | None = None
     #: Consecutive failed connections before a destination is paused.
     pause_after_failures: int = 3
+    #: Relay mode: every recipient goes to these smarthosts, not to its domain's MX.
+    relay: RelayConfig | None = None
     #: Publish each recipient's SMTP steps (mail, rcpt, data, end-of-data) as PhaseChanged,
     #: for a window that shows them; each is an event per step, which a command line that
     #: shows only counts need not pay for.
@@ -193,11 +197,9 @@ class Engine:
         self.messages = OutgoingMessages(store.message, store.settings)
         self.sender = store.sender
         self.destinations = Destinations(config.per_destination, rate=config.rate)
-        self._connection_config = ConnectionConfig(
-            SessionConfig(config.helo, config.tls),
-            config.timeouts,
-            max_transactions=config.transactions_per_connection,
-        )
+        self._connection_config = _connection_config(config)
+        #: Relay mode: the relays as route hosts, once their names resolved.
+        self._relay_hosts: tuple[MXHost, ...] = ()
         self._timers: list[tuple[float, int, Job]] = []
         self._sequence = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -342,23 +344,38 @@ class Engine:
 
     async def _resolve(self, domain: str) -> None:
         async with self._dns_slots:  # a campaign of 1,000 domains must not flood the resolver
-            result = await self.resolver.route(domain)
+            if self.config.relay is not None:
+                result = await self._relay_route(self.config.relay, domain)
+            else:
+                result = await self.resolver.route(domain)
         jobs = self._resolving.pop(domain, [])
         if isinstance(result, RouteFailure):
             self.events.publish(CampaignLog(f"DNS for {domain}: {result.reason}"))
             for job in jobs:
                 self._dns_failed(job, result)
             return
-        destination = self.destinations.for_route(result)
+        provider = RELAY_PROVIDER if self.config.relay is not None else ""
+        destination = self.destinations.for_route(result, provider)
         self._routes[domain] = (destination, self.clock() + self.config.route_refresh)
         for job in jobs:
             self._enqueue(destination, job)
+
+    async def _relay_route(self, relay: RelayConfig, domain: str) -> Route | RouteFailure:
+        """Relay mode: the same route for every domain, the relays in the order given."""
+        if not self._relay_hosts:
+            hosts, problems = await relay_hosts(relay)
+            for problem in problems:
+                self.events.publish(CampaignLog(problem))
+            if not hosts:
+                return RouteFailure(domain, False, "no relay's name could be resolved")
+            self._relay_hosts = hosts
+        return Route(domain, self._relay_hosts, False)
 
     def _enqueue(self, destination: Destination, job: Job, *, front: bool = False) -> None:
         now = self.clock()
         if destination.paused(now):
             until = max(destination.paused_until, destination.provider.paused_until)
-            self._defer(job, until, "destination paused", record=True)
+            self._wait_for_pause(job, until)
             return
         if front:
             destination.queue.appendleft(job)
@@ -451,8 +468,14 @@ class Engine:
     ) -> tuple[ConnectionReport, bool]:
         """One connection to one address: its report, and whether it decided anyone."""
         source = _QueueSource(self, destination, host, address)
+        relay = self.config.relay.by_name(host) if self.config.relay is not None else None
+        target = (
+            Target(relay.host, address, relay.port)
+            if relay is not None
+            else Target(host, address, self.config.port)
+        )
         connection = SMTPConnection(
-            Target(host, address, self.config.port),
+            target,
             self._config_for(destination, host),
             source,
             source.on_result,
@@ -501,16 +524,23 @@ class Engine:
         return config
 
     def _all_hosts_failed(self, destination: Destination, why: str) -> None:
-        """No MX host took a connection: the destination's jobs wait, it may pause."""
-        self._struggled(destination, why)
+        """No host took a connection: each queued job counts an attempt (so that its
+        lifetime runs out even if the destination never comes back), then waits for the
+        pause this may start, or backs off."""
         now = self.clock()
         jobs = list(destination.queue)
-        destination.queue.clear()
+        destination.queue.clear()  # taken before a pause would hold them uncounted
+        self._struggled(destination, why)
+        hosts = "relays" if self.config.relay is not None else "MX hosts"
         for job in jobs:
             job.attempts += 1
             job.first_attempt_at = job.first_attempt_at or now
-            job.last = (None, "", f"all MX hosts failed: {why}")
-            self._transient(job, None, reason="deferred")
+            job.last = (None, "", f"all {hosts} failed: {why}")
+            if destination.paused(now):
+                until = max(destination.paused_until, destination.provider.paused_until)
+                self._wait_for_pause(job, until)
+            else:
+                self._transient(job, None, reason="deferred")
 
     def _struggled(self, destination: Destination, why: str) -> None:
         destination.struggled()
@@ -525,9 +555,18 @@ class Engine:
     def _hold(self, destination: Destination) -> None:
         """A paused destination's queued jobs wait for the pause to end."""
         until = max(destination.paused_until, destination.provider.paused_until)
-        for job in destination.queue:
-            self._defer(job, until, "destination paused", record=True)
+        jobs = list(destination.queue)
         destination.queue.clear()
+        for job in jobs:
+            self._wait_for_pause(job, until)
+
+    def _wait_for_pause(self, job: Job, until: float) -> None:
+        """Wait for a paused destination, unless the lifetime is over by then."""
+        first = job.first_attempt_at
+        if first is not None and self.config.retry.expired(first, until):
+            self._finish(job, Status.EXPIRED, None)
+            return
+        self._defer(job, until, "destination paused", record=True)
 
     # ---- results --------------------------------------------------------------------------
 
@@ -884,6 +923,28 @@ class Engine:
 
 #: The SMTP steps a window shows per recipient (with ``smtp_phases``).
 _ENVELOPE_PHASES: Final = frozenset({Phase.MAIL, Phase.RCPT, Phase.DATA})
+
+
+def _connection_config(config: EngineConfig) -> ConnectionConfig:
+    """How each connection talks: to MX hosts, with the settings' TLS policy; to relays,
+    with TLS required (or from the first byte), the certificate verified, and the login."""
+    relay = config.relay
+    session = SessionConfig(config.helo, config.tls)
+    context = None
+    if relay is not None:
+        session = SessionConfig(
+            config.helo,
+            TLSPolicy.REQUIRE,
+            credentials=relay.credentials,
+            implicit_tls=relay.implicit_tls,
+        )
+        context = relay.tls_context()
+    return ConnectionConfig(
+        session,
+        config.timeouts,
+        max_transactions=config.transactions_per_connection,
+        tls_context=context,
+    )
 
 
 class _QueueSource:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 
+from core import relay_cli
 from core.connection import Timeouts
 from core.dkim import DKIMError
 from core.dns import MXResolver, parse_nameserver
@@ -142,6 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dkim-domain", metavar="DOMAIN", help="DKIM signing domain (default: the sender's)"
     )
     parser.add_argument("--starttls", choices=sorted(_STARTTLS), default="opportunistic")
+    relay_cli.add_arguments(parser)
     parser.add_argument("--progress", choices=("bar", "jsonl", "none"), default=None)
 
 
@@ -263,7 +265,8 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
         try:
             helo = args.helo or str(store.settings.get("helo", ""))
             config = _engine_config(args, helo, store.sender)
-            _check_nameservers(config)
+            if config.relay is None:  # a relay is found by its name, not by MX lookups
+                _check_nameservers(config)
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
             if args.helo:
                 store.set_settings({**store.settings, "helo": config.helo})
@@ -293,7 +296,8 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     helo = args.helo or sender.rpartition("@")[2]
     config = _engine_config(args, helo, sender)
     source = _RecipientsSource.from_args(args)
-    _check_nameservers(config)
+    if config.relay is None:  # a relay is found by its name, not by MX lookups
+        _check_nameservers(config)
     if source.suppression is not None and source.suppression.rejected:
         first = source.suppression.rejected[0]
         print(
@@ -522,7 +526,12 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
             raise UsageError("--timeout must be positive")
         timeouts = _capped(timeouts, args.timeout)
         dns_timeout = min(dns_timeout, args.timeout)
+    try:
+        relay = relay_cli.relay_config(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     return EngineConfig(
+        relay=relay,
         helo=helo or sender.rpartition("@")[2],
         port=args.port,
         nameservers=nameservers,

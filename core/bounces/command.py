@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Final
 
 from core.bounces.apply import CampaignMatcher, Finding, Kind, unsubscribed_addresses
-from core.bounces.credentials import PASSWORD_ENV, PasswordError, imap_password
 from core.bounces.imap import (
     FETCH_BATCH,
     IMAP_PORT,
@@ -40,6 +39,7 @@ from core.bounces.imap import (
     Position,
 )
 from core.bounces.unsubscribe import UnsubscribeRule
+from core.credentials import IMAP, PasswordError
 from core.store import CampaignStore, StoreError
 from core.suppression import SuppressionError, SuppressionList, write_suppression
 from core.template import TemplateError
@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=30.0, help="seconds to wait for the IMAP server"
     )
     parser.epilog = (
-        f"The password comes from the system keyring, else ${PASSWORD_ENV}, else a prompt; "
+        f"The password comes from the system keyring, else ${IMAP.env}, else a prompt; "
         "it is never taken from the command line."
     )
 
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
         )
         try:
-            password = imap_password(config.user, config.host)
+            password = IMAP.password(config.user, config.host)
         except PasswordError as error:
             return _fail(str(error), EXIT_USAGE)
         counts: Counter[Kind] = Counter()

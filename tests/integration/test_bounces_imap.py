@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.bounces.credentials import PASSWORD_ENV
+from core.credentials import IMAP
 from core.lab.world import sandbox_world
 from core.store import CampaignStore
 from tests.integration.imap import DovecotIMAP
@@ -74,7 +74,7 @@ def bounces_cli(
     password: str | None = None, starttls: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """``mxmailer bounces`` as a user runs it, the password in the environment."""
-    env = {**os.environ, PASSWORD_ENV: imap.password if password is None else password}
+    env = {**os.environ, IMAP.env: imap.password if password is None else password}
     port = imap.starttls_port if starttls else imap.port
     return subprocess.run(
         [sys.executable, "-m", "core.cli", "bounces", "--state", str(state),

@@ -7,8 +7,9 @@ import types
 
 import pytest
 
-from core.bounces import credentials
-from core.bounces.credentials import KEYRING_SERVICE, PASSWORD_ENV, PasswordError, imap_password
+from core.credentials import IMAP, RELAY, PasswordError
+
+KEYRING_SERVICE, PASSWORD_ENV, imap_password = IMAP.service, IMAP.env, IMAP.password
 
 
 def fake_keyring(monkeypatch: pytest.MonkeyPatch, answer: object) -> list[tuple[str, str]]:
@@ -47,7 +48,7 @@ def test_without_the_keyring_package_the_environment_is_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(sys.modules, "keyring", None)  # import keyring raises ImportError
-    assert credentials.keyring_password("u", "imap.test") is None
+    assert IMAP.keyring_password("u", "imap.test") is None
     monkeypatch.setenv(PASSWORD_ENV, "from-env")
     assert imap_password("u", "imap.test") == "from-env"
 
@@ -63,3 +64,16 @@ def test_then_a_prompt_then_a_message_saying_how(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(PasswordError) as error:
         imap_password("u", "imap.test", prompt=lambda _: "")
     assert PASSWORD_ENV in str(error.value) and "keyring set" in str(error.value)
+
+
+def test_the_relay_password_has_its_own_keyring_entry_and_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = fake_keyring(monkeypatch, None)
+    monkeypatch.setenv(RELAY.env, "relay-secret")
+    monkeypatch.setenv(IMAP.env, "imap-secret")
+    assert RELAY.password("alice", "smtp.test") == "relay-secret"
+    assert asked == [("MX Mailer relay", "alice@smtp.test")]
+    monkeypatch.delenv(RELAY.env)
+    with pytest.raises(PasswordError, match="MXMAILER_RELAY_PASSWORD"):
+        RELAY.password("alice", "smtp.test", prompt=lambda _: "")
