@@ -275,6 +275,8 @@ class CampaignSession(QObject):
             await self.engine.run()
         except StoreError as error:
             failure = f"Sending stopped, because progress could not be saved: {error}"
+        except RuntimeError as error:  # the settings cannot be used now (see _real_config)
+            failure = f"Sending did not start: {error}"
         except Exception as error:
             log.exception("the run failed")
             failure = f"The run failed: {error!r}"

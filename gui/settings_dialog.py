@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.credentials import RELAY
 from gui.settings_model import (
     MAX_CONCURRENCY,
+    RELAY_SECURITY,
     STARTTLS,
     AppSettings,
     Delivery,
@@ -111,6 +113,26 @@ class SettingsDialog(QDialog):
         )
         self.url.setPlaceholderText("https://example.com/u?e={{email}}")
 
+        relay = self._group(layout, "Relay (optional: send through your own mail servers)")
+        self.relays = self._line(relay, "relays", "Relays", settings.relays)
+        self.relays.setPlaceholderText("smtp1.example.com smtp2.example.com:2587  (empty: direct)")
+        self.relay_security = QComboBox()
+        self.relay_security.addItems(list(RELAY_SECURITY))
+        self.relay_security.setCurrentText(settings.relay_security)
+        self.relay_security.setToolTip(
+            "starttls: port 587, STARTTLS required; tls: port 465, TLS from the first byte. "
+            "The relay's certificate is always verified."
+        )
+        self._row(relay, "relay_security", "Relay security", self.relay_security)
+        self.relay_user = self._line(relay, "relay_user", "Relay login", settings.relay_user)
+        self.relay_user.setPlaceholderText(
+            f"empty: no login; the password: keyring '{RELAY.service}' or ${RELAY.env}"
+        )
+        self.relay_cafile = self._line(
+            relay, "relay_cafile", "Relay CA file", settings.relay_cafile
+        )
+        self.relay_cafile.setPlaceholderText("empty: the system's certificate authorities")
+
         delivery = QGroupBox("Delivery")
         delivery_layout = QVBoxLayout(delivery)
         self.sandbox_choice = QRadioButton(SANDBOX_CHOICE)
@@ -148,8 +170,12 @@ class SettingsDialog(QDialog):
             self.dkim_domain,
             self.mailto,
             self.url,
+            self.relays,
+            self.relay_user,
+            self.relay_cafile,
         ):
             line.textChanged.connect(self._check)
+        self.relay_security.currentIndexChanged.connect(self._check)
         for spin in (self.concurrency, self.per_destination):
             spin.valueChanged.connect(self._check)
         for double in (self.greylist_retry, self.backoff, self.lifetime):
@@ -221,6 +247,10 @@ class SettingsDialog(QDialog):
             list_unsubscribe_url=self.url.text().strip(),
             delivery=Delivery.REAL if real else Delivery.SANDBOX,
             real_acknowledged=real and self.acknowledge.isChecked(),
+            relays=self.relays.text().strip(),
+            relay_security=self.relay_security.currentText(),
+            relay_user=self.relay_user.text().strip(),
+            relay_cafile=self.relay_cafile.text().strip(),
         )
 
     def problems(self) -> dict[str, str]:

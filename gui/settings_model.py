@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from core.credentials import RELAY, PasswordError
 from core.dkim import DKIMError, DKIMSigner
 from core.engine import EngineConfig
 from core.outgoing import (
@@ -33,8 +34,9 @@ from core.outgoing import (
     LIST_UNSUBSCRIBE_URL,
 )
 from core.recipients import parse_address
+from core.relay import Relay, RelayConfig, parse_relay
 from core.retry import RetryPolicy
-from core.smtp import TLSPolicy, UnsafeArgumentError, commands
+from core.smtp import Credentials, TLSPolicy, UnsafeArgumentError, commands
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,9 @@ STARTTLS: Final = {
     "require": TLSPolicy.REQUIRE,
     "off": TLSPolicy.OFF,
 }
+
+#: How a relay connection is secured: STARTTLS required, or TLS from the first byte.
+RELAY_SECURITY: Final = ("starttls", "tls")
 
 #: Upper bounds that catch a slipped digit (the engine itself has no such caps).
 MAX_CONCURRENCY: Final = 2000
@@ -83,6 +88,17 @@ class AppSettings:
     delivery: Delivery = Delivery.SANDBOX
     #: The user ticked "I understand mail goes to real recipients".
     real_acknowledged: bool = False
+    #: Relay mode (docs/RELAY.md): smarthosts, "HOST[:PORT]" separated by spaces or
+    #: commas, tried in order; "" sends directly to the recipients' MX hosts.
+    relays: str = ""
+    relay_security: str = "starttls"
+    #: The relays' login; its password is in the keyring or MXMAILER_RELAY_PASSWORD.
+    relay_user: str = ""
+    relay_cafile: str = ""
+
+    @property
+    def relay_list(self) -> list[str]:
+        return [part for part in self.relays.replace(",", " ").split() if part]
 
     @property
     def real(self) -> bool:
@@ -187,6 +203,7 @@ def validate(settings: AppSettings) -> dict[str, str]:
             "list_unsubscribe_url",
             "One-click unsubscribe needs an https:// URL receiving a POST (RFC 8058).",
         )
+    check("relays", _relay_problem(settings))
     if settings.delivery is Delivery.REAL:
         if not settings.real_acknowledged:
             check(
@@ -196,6 +213,48 @@ def validate(settings: AppSettings) -> dict[str, str]:
         if not settings.sender:
             check("sender", "Real delivery needs the sender address campaigns are sent as.")
     return problems
+
+
+def _relay_problem(settings: AppSettings) -> str | None:
+    if not settings.relay_list:
+        if settings.relay_user or settings.relay_cafile:
+            return "A relay login or CA file needs at least one relay."
+        return None
+    if settings.relay_security not in RELAY_SECURITY:
+        return f"Relay security must be one of {', '.join(RELAY_SECURITY)}."
+    try:
+        _relays(settings)
+    except ValueError as error:
+        return f"Relay {error}"
+    if settings.relay_cafile and not Path(settings.relay_cafile).is_file():
+        return f"The relay CA file {settings.relay_cafile} does not exist."
+    return None
+
+
+def _relays(settings: AppSettings) -> tuple[Relay, ...]:
+    implicit = settings.relay_security == "tls"
+    return tuple(parse_relay(text, implicit_tls=implicit) for text in settings.relay_list)
+
+
+def relay_config(settings: AppSettings) -> RelayConfig | None:
+    """Relay mode as the settings give it (None: direct to MX). Raises RuntimeError,
+    saying where to put it, when the login's password cannot be found."""
+    if not settings.relay_list:
+        return None
+    relays = _relays(settings)
+    credentials = None
+    if settings.relay_user:
+        try:
+            password = RELAY.password(settings.relay_user, relays[0].host, prompt=lambda _: "")
+        except PasswordError as error:
+            raise RuntimeError(str(error)) from error
+        credentials = Credentials(settings.relay_user, password)
+    return RelayConfig(
+        relays,
+        settings.relay_security == "tls",
+        credentials,
+        settings.relay_cafile or None,
+    )
 
 
 def _dkim_problem(settings: AppSettings) -> str | None:
@@ -331,6 +390,7 @@ def real_engine_config(settings: AppSettings) -> EngineConfig:
         lifetime=settings.lifetime,
     )
     return EngineConfig(
+        relay=relay_config(settings),
         helo=settings.helo_name,
         concurrency=settings.concurrency,
         per_destination=settings.per_destination,
