@@ -290,7 +290,8 @@ def render(
         "rss_mib": rss_mib < BARS["rss_mib"],
     }
     return [
-        "### The window under load (`bench/gui_responsiveness.py`)",
+        "## The window under load (`bench/gui_responsiveness.py`), "
+        + time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "",
         f"{rows:,} recipients over {et.BIG_DOMAINS:,} lab domains and {et.BIG_HOSTS} lab MX "
         f"hosts, {et.BIG_CONCURRENCY} connections, {et.BIG_PER_DESTINATION} per destination; "
