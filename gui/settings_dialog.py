@@ -144,8 +144,9 @@ class SettingsDialog(QDialog):
         delivery_layout.addWidget(self.errors["real_acknowledged"])
         note = QLabel(
             "Campaigns made in the sandbox are only ever sent to the lab, whatever is "
-            "chosen here. Real delivery applies to campaign files made with "
-            "`mxmailer send --state FILE`, opened with Open campaign."
+            "chosen here. Real delivery applies to real campaigns: imported from a CSV "
+            "with \u201cReal recipients\u201d chosen, or made with `mxmailer send --state "
+            "FILE` and opened here."
         )
         note.setWordWrap(True)
         delivery_layout.addWidget(note)
