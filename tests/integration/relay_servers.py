@@ -85,6 +85,8 @@ class _Handler:
         return MISSING  # aiosmtpd goes on with its own AUTH mechanisms
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._server.data_delay:  # a busy relay: connections stay in use a while
+            await asyncio.sleep(self._server.data_delay)
         auth = session.auth_data
         self._server.messages.append(
             RelayedMessage(
@@ -115,6 +117,7 @@ class _SubmissionSMTP(SMTP):
             self._counted = True
             self._owner.connections += 1
             self._owner.live.add(self)
+            self._owner.peak = max(self._owner.peak, len(self._owner.live))
             task = self._handler_coroutine
             if task is not None:
                 task.add_done_callback(lambda _: self._owner.live.discard(self))
@@ -127,7 +130,8 @@ class SubmissionServer(LoopbackService):
     (aiosmtpd's ``auth_require_tls``); ``"tls"`` wraps the listening socket in TLS from the
     first byte; ``"none"`` offers AUTH on a plain connection (a server a client must refuse
     to send its password to). ``mechanisms`` limits the AUTH mechanisms offered.
-    ``tls`` defaults to a fresh CA and a certificate for 127.0.0.1.
+    ``tls`` defaults to a fresh CA and a certificate for 127.0.0.1. ``data_delay`` holds
+    each end-of-data reply back that many seconds.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class SubmissionServer(LoopbackService):
         tls: LabTLS | None = None,
         mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN"),
         host: str = "127.0.0.1",
+        data_delay: float = 0.0,
     ) -> None:
         if security not in ("starttls", "tls", "none"):
             raise ValueError(f"unknown security {security!r}")
@@ -146,12 +151,15 @@ class SubmissionServer(LoopbackService):
         self.user = user
         self.password = password
         self.security = security
+        self.data_delay = data_delay
         self.tls = tls if tls is not None else LabTLS((host,))
         self.handler = _Handler(self)
         self.auth_commands: list[AuthCommand] = []
         self.logins: list[Login] = []
         self.messages: list[RelayedMessage] = []
         self.connections = 0
+        #: The most connections open at once.
+        self.peak = 0
         self.live: set[_SubmissionSMTP] = set()
         self._mechanisms = mechanisms
         self._server: asyncio.Server | None = None

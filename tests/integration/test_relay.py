@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
+import socket
 import sqlite3
 import sys
 from contextlib import closing
@@ -248,6 +250,7 @@ async def test_without_a_password_it_exits_2_naming_both_sources_and_connects_no
     assert "keyring" in run.err.lower()
     assert PASSWORD_ENV in run.err
     assert server.connections == 0
+    assert not run.state.exists()
 
 
 # ---- TLS ----------------------------------------------------------------------------------
@@ -337,6 +340,39 @@ async def test_implicit_tls_from_the_first_byte(tmp_path: Path) -> None:
     assert_no_secret(run, tmp_path, PASSWORD)
 
 
+async def test_a_relay_given_by_name_is_verified_by_that_name(tmp_path: Path) -> None:
+    """``--relay localhost:PORT`` against a certificate for ``localhost`` only (not for
+    127.0.0.1): the name given is the one checked."""
+    tls = LabTLS(("localhost",))
+    async with SubmissionServer(USER, PASSWORD, tls=tls) as server:
+        run = await send(
+            tmp_path, *relay(server, "localhost"), *login(tls, tmp_path), env=child_env(PASSWORD)
+        )
+    assert_delivered(run, server)
+    assert all(row["mx"].startswith(f"localhost:{server.port}") for row in run.report)
+
+
+async def test_relay_mode_asks_no_nameserver(tmp_path: Path) -> None:
+    """No MX lookups: a ``--nameserver`` given anyway (one that would never answer) gets
+    not a single query, and the mail goes through the relay."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as nameserver:
+        nameserver.bind(("127.0.0.1", 0))
+        nameserver.setblocking(False)
+        address = f"127.0.0.1:{nameserver.getsockname()[1]}"
+        async with SubmissionServer(USER, PASSWORD) as server:
+            run = await send(
+                tmp_path,
+                *relay(server),
+                *login(server.tls, tmp_path),
+                "--nameserver", address,
+                env=child_env(PASSWORD),
+            )  # fmt: skip
+        with contextlib.suppress(BlockingIOError):
+            query = nameserver.recv(4096)
+            pytest.fail(f"relay mode asked the nameserver: {query!r}")
+    assert_delivered(run, server)
+
+
 # ---- several relays -----------------------------------------------------------------------
 
 
@@ -366,6 +402,28 @@ async def test_when_the_first_relay_fails_the_second_takes_everything(
     for row in run.report:
         assert f"127.0.0.1:{second.port}" in row["mx"], row
     assert_no_secret(run, tmp_path, PASSWORD)
+
+
+@pytest.mark.parametrize("limit", [1, 8])
+async def test_per_destination_limits_the_connections_to_the_relay_set(
+    tmp_path: Path, limit: int
+) -> None:
+    """Every domain goes to the one relay set, so the limit holds over all of them. A
+    relay slow to answer the end of data keeps connections busy: with room (8) more than
+    one opens, which is what shows that with a limit of 1 the limit is what held."""
+    addresses = [f"u{n}@dest{n % 7}.test" for n in range(24)]
+    async with SubmissionServer(USER, PASSWORD, data_delay=0.05) as server:
+        run = await send(
+            tmp_path,
+            *relay(server),
+            *login(server.tls, tmp_path),
+            "--concurrency", "8", "--per-destination", str(limit),
+            env=child_env(PASSWORD),
+            addresses=addresses,
+        )  # fmt: skip
+    assert_delivered(run, server, addresses)
+    print(f"--per-destination {limit}: at most {server.peak} connections at once")
+    assert (server.peak == 1) if limit == 1 else (1 < server.peak <= limit)
 
 
 async def test_relays_are_tried_in_the_order_given(tmp_path: Path) -> None:
