@@ -86,7 +86,8 @@ async def send(
     tmp_path: Path, *options: str | Path, env: dict[str, str], addresses: list[str] = ADDRESSES
 ) -> Run:
     """``mxmailer send`` of ``MESSAGE`` to ``addresses`` with ``options`` (the relay
-    options, and any that override the short defaults below), bounded."""
+    options, and any that override the short defaults below), bounded. Progress is JSON
+    lines: every event the run publishes is in the output the secret is searched in."""
     recipients = write_csv(tmp_path / "r.csv", addresses)
     message = tmp_path / "m.eml"
     message.write_bytes(MESSAGE)
@@ -99,7 +100,7 @@ async def send(
             str,
             [
                 *send_args(recipients, message),
-                "--state", state, "--report", report, "--progress", "none",
+                "--state", state, "--report", report, "--progress", "jsonl",
                 "--timeout", "3", "--retry", "1", "--lifetime", "10", "--concurrency", "4",
                 *options,
             ],
@@ -238,6 +239,7 @@ async def test_a_refused_login_is_retried_then_reported_with_the_535_reply(
         assert row["status"] != "delivered", row
         assert row["status"] == "expired", row
         assert "535 5.7.8 Authentication credentials invalid" in row["response"], row
+    assert "535 5.7.8" in run.out  # the progress events said so too (and were searched)
     assert_no_secret(run, tmp_path, wrong)
 
 
