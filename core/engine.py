@@ -497,7 +497,7 @@ class Engine:
             failure is None
             or failure.kind is not FailureKind.TLS
             or failure.phase is not Phase.TLS_HANDSHAKE
-            or self.config.tls is not TLSPolicy.MAY
+            or self._connection_config.session.tls is not TLSPolicy.MAY  # relays: REQUIRE
             or host in self._tls_broken
         ):
             return False

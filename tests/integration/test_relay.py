@@ -297,18 +297,7 @@ async def test_a_relay_without_starttls_never_gets_the_password(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     "offer",
-    [
-        pytest.param(
-            "unverifiable-starttls",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug in relay mode (f0872b0): Engine._tls_broke reads the MX-mode "
-                "policy (--starttls, default opportunistic), so a relay whose certificate "
-                "fails verification is remembered as 'TLS broken' and retried in plaintext",
-            ),
-        ),
-        "no-starttls",
-    ],
+    ["unverifiable-starttls", "no-starttls"],
 )
 async def test_without_login_mail_still_never_goes_to_a_relay_in_the_clear(
     tmp_path: Path, offer: str
