@@ -140,9 +140,12 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     return str(address), int(port)
 
 
-def _resolver(
+def make_resolver(
     nameservers: Sequence[tuple[str, int]] | None, timeout: float, attempts: int
 ) -> dns.asyncresolver.Resolver:
+    """dnspython's async resolver as the whole app sets it up: the given nameservers (or
+    the system's), ``timeout`` over ``attempts`` queries, EDNS, and no cache of its own
+    (callers cache on their own clock)."""
     if nameservers is None:
         resolver = dns.asyncresolver.Resolver()  # the system's: /etc/resolv.conf
     else:
@@ -311,7 +314,7 @@ class MXResolver:
     ) -> None:
         if timeout <= 0 or attempts < 1:
             raise ValueError(f"timeout > 0 and attempts >= 1, not {timeout} and {attempts}")
-        self._resolver = _resolver(nameservers, timeout, attempts)
+        self._resolver = make_resolver(nameservers, timeout, attempts)
         self._timeout = timeout
         self._rng = rng if rng is not None else random.Random()
         self._exchanges = _Cache(self._lookup_mx, clock)

@@ -20,8 +20,7 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
-from core.dns import DEFAULT_ATTEMPTS
-from core.dns import _resolver as make_resolver  # one resolver setup for the whole app
+from core.dns import DEFAULT_ATTEMPTS, make_resolver
 
 
 @dataclass(frozen=True, slots=True)
