@@ -31,6 +31,9 @@ DKIM_DOMAIN: Final = "dkim_domain"
 #: nothing is built from it (so nothing is sent, by the window or ``mxmailer send``)
 #: until the message editor saves the written message as a new campaign.
 MESSAGE_DRAFT: Final = "message_draft"
+#: Set on a campaign the window made for its sandbox lab: it is only ever sent to a lab
+#: on loopback (the window's own, or ``mxmailer lab``), never for real.
+SANDBOX: Final = "sandbox"
 DRAFT_REFUSED: Final = (
     "the campaign's message is not written yet: open the campaign in MX Mailer's window "
     "and write it (Campaign > Edit message), then send the campaign the editor saves"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import signal
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from core.outgoing import (
     DKIM_SELECTOR,
     LIST_UNSUBSCRIBE_MAILTO,
     LIST_UNSUBSCRIBE_URL,
+    SANDBOX,
     OutgoingMessages,
 )
 from core.progress import JSONLines, ProgressBar
@@ -265,6 +267,7 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
         try:
             helo = args.helo or str(store.settings.get("helo", ""))
             config = _engine_config(args, helo, store.sender)
+            _check_sandbox(args.state, store, config)
             if config.relay is None:  # a relay is found by its name, not by MX lookups
                 _check_nameservers(config)
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
@@ -313,6 +316,22 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     store, _ = CampaignStore.open(path)
     print(summary.describe(), file=sys.stderr)
     return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
+
+
+def _check_sandbox(path: Path, store: CampaignStore, config: EngineConfig) -> None:
+    """A campaign made in the window's sandbox (perhaps from a real list, with the demo
+    message) goes only to a lab: every nameserver on loopback, no relay."""
+    if store.settings.get(SANDBOX) is not True:
+        return
+    to_lab = bool(config.nameservers) and all(
+        ipaddress.ip_address(host).is_loopback for host, _ in config.nameservers or ()
+    )
+    if config.relay is not None or not to_lab:
+        raise UsageError(
+            f"{path} was made in the window's sandbox: it is only ever sent to a lab on "
+            "this computer. Give --nameserver with the lab's loopback address (see "
+            "mxmailer lab), or import the list again as a real campaign"
+        )
 
 
 def _check_nameservers(config: EngineConfig) -> None:

@@ -23,7 +23,7 @@ from core.connection import Timeouts
 from core.dns import parse_nameserver
 from core.engine import EngineConfig
 from core.lab.world import LabWorld, sandbox_world
-from core.outgoing import OutgoingMessages
+from core.outgoing import SANDBOX, OutgoingMessages
 from core.recipients import ImportSummary, read_header, read_recipients
 from core.retry import RetryPolicy
 from core.store import CampaignStore, NewRecipient
@@ -38,7 +38,7 @@ REAL_BANNER: Final = (
     "to real mailboxes, after you confirm the count"
 )
 #: The campaign setting that marks a campaign file as made for the lab.
-SANDBOX_SETTING: Final = "sandbox"
+SANDBOX_SETTING: Final = SANDBOX
 SENDER: Final = "demo@sender.test"
 HELO: Final = "sender.test"
 #: How long grey.test greylists in the demo: long enough to watch the countdown.

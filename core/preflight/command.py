@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from core.dns import parse_nameserver
-from core.outgoing import DKIMSettings
+from core.outgoing import SANDBOX, DKIMSettings
 from core.preflight.inputs import DEFAULT_DNSBL, Network, Preflight, from_csv, from_store
 from core.preflight.report import EXIT_USAGE, Report, Status
 from core.preflight.runner import run_preflight
@@ -99,6 +99,11 @@ def _preflight(args: argparse.Namespace) -> Preflight:
             raise UsageError(f"no campaign file at {args.state}")
         store, _ = CampaignStore.open(args.state, read_only=True)
         with store:
+            if store.settings.get(SANDBOX) is True:
+                raise UsageError(
+                    f"{args.state} was made in the window's sandbox and is only ever sent to "
+                    "the lab: the pre-flight checks are for real sending"
+                )
             campaign = from_store(store, helo=args.helo)
         changes: dict[str, object] = {}
         if dkim is not None:
