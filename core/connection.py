@@ -486,24 +486,17 @@ class SMTPConnection:
             self.on_phase,
             self.transcript,
         )
-        implicit = self.config.session.implicit_tls
-        context = (self.config.tls_context or _unverified_context()) if implicit else None
-        timeouts = self.config.timeouts
         try:
             await asyncio.wait_for(
-                loop.create_connection(
-                    lambda: driver,
-                    self.target.address,
-                    self.target.port,
-                    ssl=context,
-                    server_hostname=self.target.host if implicit else None,
-                ),
-                timeouts.connect + (timeouts.tls_handshake if implicit else 0),
+                loop.create_connection(lambda: driver, self.target.address, self.target.port),
+                self.config.timeouts.connect,
             )
         except (TimeoutError, OSError) as error:
             return self._unconnected(driver, error)
-        if implicit and driver.transport is not None:
-            self._note_tls(driver, driver.transport)
+        if self.config.session.implicit_tls:
+            # TLS from the first byte (port 465): the same handshake as after STARTTLS,
+            # on its own clock, its failures reported as TLS failures.
+            await self._upgrade(driver, implicit=True)
         watchdog = loop.call_later(self.config.timeouts.session, driver.overran)
         try:
             while not driver.done.done():
@@ -531,7 +524,7 @@ class SMTPConnection:
             driver.submitted,
         )
 
-    async def _upgrade(self, driver: _Driver) -> None:
+    async def _upgrade(self, driver: _Driver, *, implicit: bool = False) -> None:
         loop = asyncio.get_running_loop()
         transport = driver.transport
         assert transport is not None
@@ -555,7 +548,8 @@ class SMTPConnection:
         assert isinstance(upgraded, asyncio.Transport)
         driver.transport = upgraded
         self._note_tls(driver, upgraded)
-        driver.session.tls_established()
+        if not implicit:  # after STARTTLS the session greets again
+            driver.session.tls_established()
         driver.pump()
 
     def _note_tls(self, driver: _Driver, transport: asyncio.BaseTransport) -> None:
@@ -569,11 +563,6 @@ class SMTPConnection:
         driver._cancel_timer()
         if isinstance(error, TimeoutError):
             failure = SessionFailed(FailureKind.TIMEOUT, Phase.CONNECT, detail="connect timed out")
-        elif isinstance(error, ssl.SSLError):  # implicit TLS: e.g. an untrusted certificate
-            detail = getattr(error, "verify_message", "") or error.reason or str(error)
-            failure = SessionFailed(
-                FailureKind.TLS, Phase.TLS_HANDSHAKE, detail=f"TLS handshake failed: {detail}"
-            )
         else:
             detail = (error.strerror or str(error)) if isinstance(error, OSError) else str(error)
             failure = SessionFailed(FailureKind.REFUSED, Phase.CONNECT, detail=detail)

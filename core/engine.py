@@ -44,7 +44,7 @@ from core.events import (
     RecipientWaiting,
     SenderProblemReported,
 )
-from core.faults import Fault, SenderProblem, classify_fault
+from core.faults import RELAY_LOGIN, Fault, SenderProblem, classify_fault
 from core.outgoing import OutgoingMessages
 from core.relay import PROVIDER as RELAY_PROVIDER
 from core.relay import RelayConfig, relay_hosts
@@ -343,11 +343,15 @@ class Engine:
         self._spawn(self._resolve(job.domain))
 
     async def _resolve(self, domain: str) -> None:
-        async with self._dns_slots:  # a campaign of 1,000 domains must not flood the resolver
-            if self.config.relay is not None:
-                result = await self._relay_route(self.config.relay, domain)
-            else:
-                result = await self.resolver.route(domain)
+        try:
+            async with self._dns_slots:  # 1,000 domains must not flood the resolver
+                if self.config.relay is not None:
+                    result = await self._relay_route(self.config.relay, domain)
+                else:
+                    result = await self.resolver.route(domain)
+        except Exception as error:  # the domain's jobs must not wait on a dead task
+            log.exception("routing %s failed", domain)
+            result = RouteFailure(domain, False, f"routing failed: {error}")
         jobs = self._resolving.pop(domain, [])
         if isinstance(result, RouteFailure):
             self.events.publish(CampaignLog(f"DNS for {domain}: {result.reason}"))
@@ -432,7 +436,10 @@ class Engine:
             prefer = head.greylist_mx if head else ""
             last_failure = ""
             served = False
-            targets = destination.targets(self.config.max_mx_hosts, self.rng, prefer)
+            refused: Reply | None = None  # a relay's 5xx to our login
+            # Relays: every one the user gave, in order; MX hosts: at most max_mx_hosts.
+            most = len(destination.route.hosts) if self.config.relay else self.config.max_mx_hosts
+            targets = destination.targets(most, self.rng, prefer)
             for host, address in targets:
                 if not destination.queue or self._stopping:
                     served = True
@@ -453,7 +460,11 @@ class Engine:
                 last_failure = f"{host} [{address}]: {failure.detail or failure.reply or ''}"
                 last_failure = last_failure.rstrip(": ")
                 self.events.publish(CampaignLog(f"{failure.kind.value}: {last_failure}"))
+                if failure.kind is FailureKind.AUTH and failure.reply is not None:
+                    refused = failure.reply if failure.reply.code >= 500 else None
             if not served:
+                if refused is not None:
+                    self._login_refused(destination, str(refused))
                 self._all_hosts_failed(destination, last_failure)
         finally:
             destination.active -= 1
@@ -541,6 +552,19 @@ class Engine:
                 self._wait_for_pause(job, until)
             else:
                 self._transient(job, None, reason="deferred")
+
+    def _login_refused(self, destination: Destination, reply: str) -> None:
+        """The relays refused the login for good (5xx): retrying the same password cannot
+        help and trips lockouts, so the relays pause for the recipients' lifetime (they
+        expire with the reply) and the user is told what to fix."""
+        provider = destination.provider
+        # Past any waiting recipient's lifetime (each began by now), so all end now.
+        provider.paused_until = self.clock() + self.config.retry.lifetime + 1.0
+        self.events.publish(
+            SenderProblemReported(
+                provider.name, RELAY_LOGIN.kind, RELAY_LOGIN.explanation, RELAY_LOGIN.fix, reply
+            )
+        )
 
     def _struggled(self, destination: Destination, why: str) -> None:
         destination.struggled()

@@ -32,6 +32,14 @@ class SenderProblem:
     fix: str
 
 
+#: Relay mode: every relay refused the login (a 5xx to AUTH).
+RELAY_LOGIN = SenderProblem(
+    "relay-login",
+    "the relays refused the login: the user name or password is wrong, or the account is "
+    "locked or may not send",
+    "check the relay login and its password (the system keyring, or "
+    "MXMAILER_RELAY_PASSWORD), then retry the expired recipients",
+)
 _BLOCKLIST = SenderProblem(
     "blocklist",
     "the receiving server says your sending address or domain is on a blocklist",

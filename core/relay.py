@@ -12,7 +12,7 @@ queues, retries, results per recipient, the campaign file.
 from __future__ import annotations
 
 import asyncio
-import functools
+import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -70,6 +70,11 @@ def parse_relay(text: str, *, implicit_tls: bool = False) -> Relay:
             raise ValueError(f"{text!r}: an IPv6 address with a port needs brackets: [::1]:587")
     if not host or any(character.isspace() for character in host):
         raise ValueError(f"{text!r}: expected HOST or HOST:PORT")
+    if not _is_address(host):
+        try:
+            host.encode("idna")  # empty or over-long labels: no resolver would take it
+        except UnicodeError:
+            raise ValueError(f"{text!r}: {host!r} is not a valid host name") from None
     if not port_text:
         return Relay(host, default)
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
@@ -77,12 +82,22 @@ def parse_relay(text: str, *, implicit_tls: bool = False) -> Relay:
     return Relay(host, int(port_text))
 
 
-@functools.cache
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def verified_context(cafile: str | None) -> ssl.SSLContext:
     """Certificates verified and host names checked (a relay is a server the user
     chose: unlike opportunistic TLS to MX hosts, an impostor must not get the mail or
-    the password)."""
-    context = ssl.create_default_context(cafile=cafile)
+    the password). ``ValueError`` when ``cafile`` holds no usable certificate."""
+    try:
+        context = ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"the CA file {cafile} cannot be used: {error}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
@@ -96,8 +111,9 @@ async def relay_hosts(config: RelayConfig) -> tuple[tuple[MXHost, ...], list[str
     for position, relay in enumerate(config.relays):
         try:
             infos = await loop.getaddrinfo(relay.host, relay.port, type=socket.SOCK_STREAM)
-        except OSError as error:
-            problems.append(f"relay {relay.name}: {error.strerror or error}")
+        except (OSError, UnicodeError) as error:
+            why = error.strerror if isinstance(error, OSError) else None
+            problems.append(f"relay {relay.name}: {why or error}")
             continue
         ordered = sorted(infos, key=lambda info: info[0] != socket.AF_INET)
         addresses = tuple(dict.fromkeys(str(info[4][0]) for info in ordered))

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from core.credentials import RELAY, PasswordError
-from core.relay import RelayConfig, parse_relay
+from core.relay import RelayConfig, parse_relay, verified_context
 from core.smtp import Credentials
 
 
@@ -49,8 +49,10 @@ def relay_config(args: argparse.Namespace) -> RelayConfig | None:
     implicit = args.relay_security == "tls"
     relays = tuple(parse_relay(text, implicit_tls=implicit) for text in args.relay)
     cafile = args.relay_cafile
-    if cafile is not None and not cafile.is_file():
-        raise ValueError(f"--relay-cafile {cafile}: no such file")
+    if cafile is not None:
+        if not cafile.is_file():
+            raise ValueError(f"--relay-cafile {cafile}: no such file")
+        verified_context(str(cafile))  # a file that is not a CA fails here, not mid-run
     credentials = None
     if args.relay_user:
         try:

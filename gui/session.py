@@ -267,7 +267,11 @@ class CampaignSession(QObject):
                     return
                 config = self.lab.engine_config()
             else:
-                config = self._real_config()
+                try:
+                    config = self._real_config()
+                except RuntimeError as error:  # the settings cannot be used now
+                    failure = f"Sending did not start: {error}"
+                    return
             if self.run_state is not RunState.STARTING:
                 return  # Stop (or closing the window) came before the engine existed
             self.engine = Engine(self.store, config, self.bus)
@@ -275,8 +279,6 @@ class CampaignSession(QObject):
             await self.engine.run()
         except StoreError as error:
             failure = f"Sending stopped, because progress could not be saved: {error}"
-        except RuntimeError as error:  # the settings cannot be used now (see _real_config)
-            failure = f"Sending did not start: {error}"
         except Exception as error:
             log.exception("the run failed")
             failure = f"The run failed: {error!r}"

@@ -34,7 +34,7 @@ from core.outgoing import (
     LIST_UNSUBSCRIBE_URL,
 )
 from core.recipients import parse_address
-from core.relay import Relay, RelayConfig, parse_relay
+from core.relay import Relay, RelayConfig, parse_relay, verified_context
 from core.retry import RetryPolicy
 from core.smtp import Credentials, TLSPolicy, UnsafeArgumentError, commands
 
@@ -226,8 +226,13 @@ def _relay_problem(settings: AppSettings) -> str | None:
         _relays(settings)
     except ValueError as error:
         return f"Relay {error}"
-    if settings.relay_cafile and not Path(settings.relay_cafile).is_file():
-        return f"The relay CA file {settings.relay_cafile} does not exist."
+    if settings.relay_cafile:
+        if not Path(settings.relay_cafile).is_file():
+            return f"The relay CA file {settings.relay_cafile} does not exist."
+        try:
+            verified_context(settings.relay_cafile)
+        except ValueError as error:
+            return f"The relay CA file: {error}"
     return None
 
 
@@ -246,9 +251,9 @@ def relay_config(settings: AppSettings) -> RelayConfig | None:
     if settings.relay_user:
         try:
             password = RELAY.password(settings.relay_user, relays[0].host, prompt=lambda _: "")
-        except PasswordError as error:
-            raise RuntimeError(str(error)) from error
-        credentials = Credentials(settings.relay_user, password)
+            credentials = Credentials(settings.relay_user, password)
+        except (PasswordError, ValueError) as error:  # neither quotes the password
+            raise RuntimeError(str(error)) from None
     return RelayConfig(
         relays,
         settings.relay_security == "tls",

@@ -15,6 +15,7 @@ hard-codes an outcome: every expectation comes from the script.
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import resource
 import signal
@@ -104,10 +105,12 @@ def run_soak(options: SoakOptions, folder: Path) -> SoakRun:
     ) as lab:
         argv = _send_argv(options, recipients, message, state, report, lab)
         rss_before = peak_rss_kib()
+        gc.collect()  # what earlier work left unreachable closes its files now, not mid-count
         fds_before = open_fds()
         started = time.monotonic()
         exit_code, interrupted = _send(argv, options.timeout)
         wall = time.monotonic() - started
+        gc.collect()
         fds_after = open_fds()
         peak = peak_rss_kib()
         record = lab.record()

@@ -27,8 +27,6 @@ AUTH_LOGIN = b"AUTH LOGIN\r\n"
 #: What a transcript shows in place of a line that carries a credential.
 HIDDEN = b"<hidden>\r\n"
 
-_NUL = re.compile("\0")
-
 
 def _safe(pattern: re.Pattern[str], what: str, value: str) -> bytes:
     if pattern.search(value) is not None:
@@ -40,13 +38,24 @@ def auth_plain(user: str, password: str) -> bytes:
     """``AUTH PLAIN`` with its initial response (RFC 4954, RFC 4616): no authorization
     identity, then the user and the password, NUL-separated and base64-encoded; a NUL
     inside either would shift the fields, so it is refused."""
-    secret = b"\0" + _safe(_NUL, "user name", user) + b"\0" + _safe(_NUL, "password", password)
+    secret = b"\0" + credential("user name", user) + b"\0" + credential("password", password)
     return b"AUTH PLAIN " + base64.b64encode(secret) + b"\r\n"
 
 
-def auth_login_answer(value: str) -> bytes:
+def auth_login_answer(what: str, value: str) -> bytes:
     """One answer to an ``AUTH LOGIN`` challenge: the user name or the password, base64."""
-    return base64.b64encode(_safe(_NUL, "credential", value)) + b"\r\n"
+    return base64.b64encode(credential(what, value)) + b"\r\n"
+
+
+def credential(what: str, value: str) -> bytes:
+    """A user name or password as UTF-8 bytes, refused (without ever quoting it: the
+    error could reach a log or a report) when it holds a NUL or is not text."""
+    try:
+        if "\0" not in value:
+            return value.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    raise UnsafeArgumentError(what, "<hidden>")
 
 
 def ehlo(name: str) -> bytes:

@@ -210,10 +210,15 @@ _Expect = tuple[Phase, "_Flight | None"]
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A relay's login (AUTH PLAIN, else LOGIN). Never in a transcript or a ``repr``."""
+    """A relay's login (AUTH PLAIN, else LOGIN). Never in a transcript or a ``repr``;
+    ``ValueError`` (which never quotes them) when either cannot be sent."""
 
     user: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        commands.credential("the relay user name", self.user)
+        commands.credential("the relay password", self.password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,8 +507,10 @@ class ClientSession:
             self._command(line, Phase.AUTH, shown=b"AUTH PLAIN " + commands.HIDDEN)
         elif "LOGIN" in mechanisms:
             self._login_answers = deque(
-                commands.auth_login_answer(value)
-                for value in (credentials.user, credentials.password)
+                (
+                    commands.auth_login_answer("user name", credentials.user),
+                    commands.auth_login_answer("password", credentials.password),
+                )
             )
             self._command(commands.AUTH_LOGIN, Phase.AUTH)
         else:

@@ -109,6 +109,12 @@ def test_after_starttls_the_login_follows_the_second_ehlo() -> None:
     assert conv.client().startswith(b"AUTH PLAIN ")
 
 
-def test_a_nul_in_a_credential_is_refused() -> None:
-    with pytest.raises(UnsafeArgumentError):
-        commands.auth_plain("alice", "pa\0ss")
+@pytest.mark.parametrize("password", ["pa\0ss-secret", "pa\udce4ss-secret"])
+def test_a_credential_that_cannot_be_sent_is_refused_without_quoting_it(password: str) -> None:
+    with pytest.raises(UnsafeArgumentError) as error:
+        commands.auth_plain("alice", password)
+    with pytest.raises(ValueError) as made:
+        Credentials("alice", password)
+    for refusal in (error.value, made.value):
+        assert "secret" not in str(refusal) and "secret" not in repr(refusal)
+        assert "<hidden>" in str(refusal)
