@@ -9,6 +9,7 @@ The ``qloop`` fixture makes that loop current (and "running", so that
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +20,37 @@ import pytest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from core.lab.world import LabWorld
 from gui.loop import EngineEventLoop, ErrorReporter, make_loop
 from gui.main_window import MainWindow, WindowOptions
 
 #: How long closing a window may take: it lets messages in flight finish first.
 CLOSE_TIMEOUT_MS = 30_000
+
+
+@contextlib.contextmanager
+def running(world: LabWorld, loop: EngineEventLoop, qtbot: QtBot) -> Iterator[LabWorld]:
+    """``world`` started on the app's loop for the block, then stopped (bounded waits)."""
+    started = loop.create_task(world.start())
+    qtbot.waitUntil(started.done, timeout=CLOSE_TIMEOUT_MS)
+    started.result()
+    try:
+        yield world
+    finally:
+        stopped = loop.create_task(world.stop())
+        qtbot.waitUntil(stopped.done, timeout=CLOSE_TIMEOUT_MS)
+
+
+@pytest.fixture
+def questions() -> list[tuple[str, str]]:
+    """The questions a window's confirm function was asked (title, text)."""
+    return []
+
+
+@pytest.fixture
+def answers() -> list[bool]:
+    """The answers it gives, in order (none left: no)."""
+    return []
 
 
 @pytest.fixture

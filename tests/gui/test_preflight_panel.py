@@ -27,6 +27,7 @@ from gui.sandbox import LAB_TIMEOUTS
 from gui.settings_model import AppSettings, Delivery, real_engine_config
 from gui.state import RunState
 from gui.status_style import status_color
+from tests.gui.conftest import running
 from tests.preflight.support import BLOCKLIST, HELO, SELECTOR, SENDER, lab_world, write_key
 
 pytestmark = pytest.mark.gui
@@ -41,22 +42,8 @@ def key(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def lab(qloop: EngineEventLoop, qtbot: QtBot, key: Path) -> Iterator[LabWorld]:
-    started = qloop.create_task(lab_world(key).start())
-    qtbot.waitUntil(started.done, timeout=WAIT_MS)
-    world = started.result()
-    yield world
-    stopped = qloop.create_task(world.stop())
-    qtbot.waitUntil(stopped.done, timeout=WAIT_MS)
-
-
-@pytest.fixture
-def questions() -> list[tuple[str, str]]:
-    return []
-
-
-@pytest.fixture
-def answers() -> list[bool]:
-    return []
+    with running(lab_world(key), qloop, qtbot) as world:
+        yield world
 
 
 @pytest.fixture

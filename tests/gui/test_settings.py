@@ -39,6 +39,7 @@ from gui.settings_model import (
     validate,
 )
 from gui.state import Action, RunState, start_blocked
+from tests.gui.conftest import running
 
 RUN_TIMEOUT_MS = 30_000
 REAL = AppSettings(
@@ -204,12 +205,8 @@ class Recorder:
 
 @pytest.fixture
 def lab(qloop: EngineEventLoop, qtbot: QtBot) -> Iterator[LabWorld]:
-    started = qloop.create_task(sandbox_world(greylist_seconds=1).start())
-    qtbot.waitUntil(started.done, timeout=RUN_TIMEOUT_MS)
-    world = started.result()
-    yield world
-    stopped = qloop.create_task(world.stop())
-    qtbot.waitUntil(stopped.done, timeout=RUN_TIMEOUT_MS)
+    with running(sandbox_world(greylist_seconds=1), qloop, qtbot) as world:
+        yield world
 
 
 def lab_factory(world: LabWorld) -> Callable[[AppSettings], EngineConfig]:
@@ -230,16 +227,6 @@ def lab_factory(world: LabWorld) -> Callable[[AppSettings], EngineConfig]:
 
 def refuse_real(settings: AppSettings) -> EngineConfig:
     raise AssertionError("the real configuration was asked for")
-
-
-@pytest.fixture
-def questions() -> list[tuple[str, str]]:
-    return []
-
-
-@pytest.fixture
-def answers() -> list[bool]:
-    return []
 
 
 @pytest.fixture
