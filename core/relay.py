@@ -15,8 +15,11 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
+from core.credentials import RELAY, PasswordError
 from core.dns import MXHost
 from core.smtp import Credentials
 
@@ -45,7 +48,7 @@ class RelayConfig:
     implicit_tls: bool = False
     credentials: Credentials | None = None
     #: A CA file to trust for the relays' certificates (None: the system's CAs).
-    cafile: str | None = field(default=None)
+    cafile: str | None = None
 
     def by_name(self, name: str) -> Relay | None:
         return next((relay for relay in self.relays if relay.name == name), None)
@@ -80,6 +83,44 @@ def parse_relay(text: str, *, implicit_tls: bool = False) -> Relay:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{text!r}: the port must be 1..65535")
     return Relay(host, int(port_text))
+
+
+def relay_config(
+    hosts: Sequence[str],
+    *,
+    implicit_tls: bool,
+    user: str = "",
+    cafile: str = "",
+    prompt: Callable[[str], str] | None = None,
+) -> RelayConfig:
+    """Relay mode from what the user gave (``mxmailer send``'s options, the window's
+    settings): the relays parsed, the CA file loaded, the login's password found.
+    ``ValueError``, which never quotes the password, when any of it cannot be used."""
+    relays = parse_relays(hosts, implicit_tls=implicit_tls)
+    if not relays:
+        raise ValueError("no relay given")
+    if cafile:
+        check_cafile(cafile)
+    credentials = None
+    if user:
+        try:
+            password = RELAY.password(user, relays[0].host, prompt=prompt)
+        except PasswordError as error:
+            raise ValueError(str(error)) from None
+        credentials = Credentials(user, password)
+    return RelayConfig(relays, implicit_tls, credentials, cafile or None)
+
+
+def parse_relays(hosts: Sequence[str], *, implicit_tls: bool) -> tuple[Relay, ...]:
+    return tuple(parse_relay(text, implicit_tls=implicit_tls) for text in hosts)
+
+
+def check_cafile(cafile: str) -> None:
+    """``ValueError`` unless ``cafile`` is a file of usable CA certificates (checked when
+    given, not in the middle of a run)."""
+    if not Path(cafile).is_file():
+        raise ValueError(f"the CA file {cafile} does not exist")
+    verified_context(cafile)
 
 
 def _is_address(host: str) -> bool:

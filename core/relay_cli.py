@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.credentials import RELAY, PasswordError
-from core.relay import RelayConfig, parse_relay, verified_context
-from core.smtp import Credentials
+from core import relay
+from core.credentials import RELAY
+from core.relay import RelayConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,18 +46,9 @@ def relay_config(args: argparse.Namespace) -> RelayConfig | None:
         if args.relay_user or args.relay_cafile:
             raise ValueError("--relay-user and --relay-cafile need --relay")
         return None
-    implicit = args.relay_security == "tls"
-    relays = tuple(parse_relay(text, implicit_tls=implicit) for text in args.relay)
-    cafile = args.relay_cafile
-    if cafile is not None:
-        if not cafile.is_file():
-            raise ValueError(f"--relay-cafile {cafile}: no such file")
-        verified_context(str(cafile))  # a file that is not a CA fails here, not mid-run
-    credentials = None
-    if args.relay_user:
-        try:
-            password = RELAY.password(args.relay_user, relays[0].host)
-        except PasswordError as error:
-            raise ValueError(str(error)) from error
-        credentials = Credentials(args.relay_user, password)
-    return RelayConfig(relays, implicit, credentials, None if cafile is None else str(cafile))
+    return relay.relay_config(
+        args.relay,
+        implicit_tls=args.relay_security == "tls",
+        user=args.relay_user or "",
+        cafile="" if args.relay_cafile is None else str(args.relay_cafile),
+    )

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from core.credentials import RELAY, PasswordError
 from core.dkim import DKIMError, DKIMSigner
 from core.engine import EngineConfig
 from core.outgoing import (
@@ -34,9 +33,10 @@ from core.outgoing import (
     LIST_UNSUBSCRIBE_URL,
 )
 from core.recipients import parse_address
-from core.relay import Relay, RelayConfig, parse_relay, verified_context
+from core.relay import RelayConfig, check_cafile, parse_relays
+from core.relay import relay_config as core_relay_config
 from core.retry import RetryPolicy
-from core.smtp import Credentials, TLSPolicy, UnsafeArgumentError, commands
+from core.smtp import TLSPolicy, UnsafeArgumentError, commands
 
 log = logging.getLogger(__name__)
 
@@ -223,43 +223,33 @@ def _relay_problem(settings: AppSettings) -> str | None:
     if settings.relay_security not in RELAY_SECURITY:
         return f"Relay security must be one of {', '.join(RELAY_SECURITY)}."
     try:
-        _relays(settings)
+        parse_relays(settings.relay_list, implicit_tls=settings.relay_security == "tls")
     except ValueError as error:
         return f"Relay {error}"
     if settings.relay_cafile:
-        if not Path(settings.relay_cafile).is_file():
-            return f"The relay CA file {settings.relay_cafile} does not exist."
         try:
-            verified_context(settings.relay_cafile)
+            check_cafile(settings.relay_cafile)
         except ValueError as error:
             return f"The relay CA file: {error}"
     return None
 
 
-def _relays(settings: AppSettings) -> tuple[Relay, ...]:
-    implicit = settings.relay_security == "tls"
-    return tuple(parse_relay(text, implicit_tls=implicit) for text in settings.relay_list)
-
-
 def relay_config(settings: AppSettings) -> RelayConfig | None:
     """Relay mode as the settings give it (None: direct to MX). Raises RuntimeError,
-    saying where to put it, when the login's password cannot be found."""
+    saying where to put it, when the login's password cannot be found (the window
+    never prompts: there is no terminal)."""
     if not settings.relay_list:
         return None
-    relays = _relays(settings)
-    credentials = None
-    if settings.relay_user:
-        try:
-            password = RELAY.password(settings.relay_user, relays[0].host, prompt=lambda _: "")
-            credentials = Credentials(settings.relay_user, password)
-        except (PasswordError, ValueError) as error:  # neither quotes the password
-            raise RuntimeError(str(error)) from None
-    return RelayConfig(
-        relays,
-        settings.relay_security == "tls",
-        credentials,
-        settings.relay_cafile or None,
-    )
+    try:
+        return core_relay_config(
+            settings.relay_list,
+            implicit_tls=settings.relay_security == "tls",
+            user=settings.relay_user,
+            cafile=settings.relay_cafile,
+            prompt=lambda _: "",
+        )
+    except ValueError as error:  # never quotes the password
+        raise RuntimeError(str(error)) from None
 
 
 def _dkim_problem(settings: AppSettings) -> str | None:
