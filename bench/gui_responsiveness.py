@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import sqlite3
 import statistics
 import sys
@@ -62,6 +61,7 @@ def child(args: argparse.Namespace) -> int:
 
     from core.engine import EngineConfig
     from core.recipients import ImportSummary, read_recipients
+    from core.store import CampaignStore
     from gui.loop import ErrorReporter, make_loop
     from gui.main_window import MainWindow, WindowOptions
     from gui.sandbox import SANDBOX_SETTING, build_sandbox_campaign
@@ -87,8 +87,6 @@ def child(args: argparse.Namespace) -> int:
     import_seconds = time.perf_counter() - started
     # Sent to this bench's lab, not the sandbox's: a campaign the settings send for real,
     # with the engine configured the way the CLI run was.
-    from core.store import CampaignStore
-
     with CampaignStore.open(campaign.path)[0] as store:
         store.set_settings({k: v for k, v in store.settings.items() if k != SANDBOX_SETTING})
         sender = store.sender
@@ -320,18 +318,6 @@ def render(
     ]
 
 
-def write_docs(section: list[str], path: Path = st.DOCS) -> None:
-    """Replace this benchmark's marked section, or add it at the end."""
-    block = "\n".join([MARK_BEGIN, *section, MARK_END])
-    text = path.read_text()
-    ours = re.compile(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), re.S)
-    if ours.search(text):
-        text = ours.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
@@ -364,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("\n".join(section))
     if not args.no_docs:
-        write_docs(section)
+        st.write_docs(section, begin=MARK_BEGIN, end=MARK_END)
         print(f"\nwrote {st.DOCS.relative_to(st.ROOT)}")
     return 0
 

@@ -578,11 +578,14 @@ def render_section(
     ]
 
 
-def write_docs(section: list[str], path: Path = DOCS) -> None:
-    """Replace the marked section of the docs file, or add it (and the file) if missing."""
-    block = "\n".join([MARK_BEGIN, *section, MARK_END])
+def write_docs(
+    section: list[str], path: Path = DOCS, *, begin: str = MARK_BEGIN, end: str = MARK_END
+) -> None:
+    """Replace the section between ``begin`` and ``end`` in the docs file, or add it
+    (and the file) at the end if missing. Other benchmarks pass their own markers."""
+    block = "\n".join([begin, *section, end])
     text = path.read_text() if path.exists() else DOCS_INTRO
-    pattern = re.compile(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), re.S)
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text, count=1)
     else:
