@@ -18,6 +18,7 @@ import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -88,6 +89,8 @@ TRANSCRIPT_LINES = 60
 #: Domains resolved at once. Thousands of simultaneous queries overflow a resolver's (or
 #: this machine's UDP) buffers, and every lost answer defers its domain's recipients.
 DNS_LOOKUPS = 32
+#: The delivery rate the counters show is over the last this many seconds.
+RATE_WINDOW = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,8 @@ class Engine:
         self._stopping = False
         self._done: asyncio.Future[None] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._sent_times: list[float] = []
+        #: When each recent delivery happened, oldest first: the rate over RATE_WINDOW.
+        self._sent_times: deque[float] = deque()
         self._counts: dict[Status, int] = {}
         self._failure: StoreError | None = None
         self._to_mark: list[int] = []  # end-of-data marks waiting for this turn's commit
@@ -339,7 +343,8 @@ class Engine:
             waiting.append(job)
             return
         self._resolving[job.domain] = [job]
-        self.events.publish(PhaseChanged(job.id, "resolving"))
+        if self.events.per_recipient:
+            self.events.publish(PhaseChanged(job.id, "resolving"))
         self._spawn(self._resolve(job.domain))
 
     async def _resolve(self, domain: str) -> None:
@@ -385,7 +390,8 @@ class Engine:
             destination.queue.appendleft(job)
         else:
             destination.queue.append(job)
-            self.events.publish(PhaseChanged(job.id, "queued"))
+            if self.events.per_recipient:
+                self.events.publish(PhaseChanged(job.id, "queued"))
         self._kick(destination)
 
     def _kick(self, destination: Destination) -> None:
@@ -608,7 +614,7 @@ class Engine:
         assert isinstance(job, Job)
         if job.id in self._marked:
             self._marked.discard(job.id)
-            if self.config.smtp_phases:
+            if self.config.smtp_phases and self.events.per_recipient:
                 self.events.publish(PhaseChanged(job.id, Phase.END_OF_DATA.value))
             return True
         self._to_mark.append(job.id)
@@ -650,9 +656,10 @@ class Engine:
         enhanced = str(reply.enhanced) if reply and reply.enhanced else ""
         text = reply.text if reply else result.reason
         job.last = (code, enhanced, text)
-        self.events.publish(
-            AttemptFinished(job.id, outcome.value, code, enhanced, text, job.target)
-        )
+        if self.events.per_recipient:
+            self.events.publish(
+                AttemptFinished(job.id, outcome.value, code, enhanced, text, job.target)
+            )
         if outcome is Outcome.ACCEPTED:
             self._finish(job, Status.DELIVERED, result)
             self._sent_times.append(self.clock())
@@ -748,7 +755,8 @@ class Engine:
         job.next_attempt_at = until
         if record:
             self._record(self._update(job, job.status, reason, until, result, fault))
-        self.events.publish(RecipientWaiting(job.id, reason, until))
+        if self.events.per_recipient:
+            self.events.publish(RecipientWaiting(job.id, reason, until))
         self._wait(job, until)
 
     def _finish(
@@ -868,7 +876,7 @@ class Engine:
         except StoreError as error:
             self._fail_run(error)
             return
-        for update in updates:
+        for update in updates if self.events.per_recipient else ():
             if update.status.final:
                 self.events.publish(
                     RecipientFinal(
@@ -880,8 +888,9 @@ class Engine:
 
     def _counters(self) -> Counters:
         now = self.clock()
-        recent = [t for t in self._sent_times if t > now - 10.0]
-        self._sent_times = recent
+        recent = self._sent_times
+        while recent and recent[0] <= now - RATE_WINDOW:
+            recent.popleft()
         next_retry = self._timers[0][0] if self._timers else None
         counts = {status: n for status, n in self._counts.items() if n > 0}
         providers = {
@@ -892,7 +901,7 @@ class Engine:
             )
             for provider in self.destinations.providers()
         }
-        return Counters(counts, self._waiting, next_retry, len(recent) / 10.0, providers)
+        return Counters(counts, self._waiting, next_retry, len(recent) / RATE_WINDOW, providers)
 
     async def _wind_down(self) -> None:
         if self._timer is not None:
@@ -940,7 +949,8 @@ class Engine:
                 job.last = (None, "", f"the message cannot be sent as it is: {error}")
                 self._finish(job, Status.BOUNCED, None, text=job.last[2])
                 continue
-            self.events.publish(PhaseChanged(job.id, "sending"))
+            if self.events.per_recipient:
+                self.events.publish(PhaseChanged(job.id, "sending"))
             return Transaction(self.sender, (job.rcpt,), body, rendered.needs_smtputf8, tag=job)
         return None
 
@@ -989,8 +999,14 @@ class _QueueSource:
     def on_phase(self, phase: Phase, awaited: Transaction | None) -> None:
         """The envelope step a recipient's conversation waits on. Its end of data is
         announced by the engine when the marker is let go (the reply may then take long)."""
-        if phase in _ENVELOPE_PHASES and awaited is not None and isinstance(awaited.tag, Job):
-            self.engine.events.publish(PhaseChanged(awaited.tag.id, phase.value))
+        events = self.engine.events
+        if (
+            phase in _ENVELOPE_PHASES
+            and events.per_recipient
+            and awaited is not None
+            and isinstance(awaited.tag, Job)
+        ):
+            events.publish(PhaseChanged(awaited.tag.id, phase.value))
 
     def on_result(self, result: RecipientResult) -> None:
         if result.outcome is Outcome.UNATTEMPTED:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 from core.store import Status
 
@@ -111,32 +112,61 @@ Event = (
 )
 Subscriber = Callable[[list[Event]], None]
 
+#: Events about one recipient: made only while :attr:`EventBus.per_recipient` is true.
+PER_RECIPIENT: Final = (PhaseChanged, AttemptFinished, RecipientWaiting, RecipientFinal)
+
 
 class EventBus:
     """Collects events and hands them to subscribers in batches, every ``interval`` s.
 
     ``publish`` is cheap and never calls a subscriber itself; ``flush`` delivers now
-    (the engine flushes at the end of a run so that nothing is left unsaid).
+    (the engine flushes at the end of a run so that nothing is left unsaid). With no
+    subscriber, events are dropped: nobody could ever be handed them.
+
+    Per-recipient events (:data:`PER_RECIPIENT`) cost the engine several objects a
+    message; a subscriber that ignores them (a progress bar) says so when it subscribes,
+    and while :attr:`per_recipient` is false the engine does not build them at all.
     """
 
     def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self._subscribers: list[Subscriber] = []
+        self._wanting_recipients: list[Subscriber] = []
+        #: Whether some subscriber wants per-recipient events (publishers may skip them).
+        self.per_recipient = False
         self._pending: list[Event] = []
         self._phases: dict[int, PhaseChanged] = {}
         self._timer: asyncio.TimerHandle | None = None
 
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; returns the function that removes it."""
+    def subscribe(
+        self, subscriber: Subscriber, *, per_recipient: bool = True
+    ) -> Callable[[], None]:
+        """Add a subscriber; returns the function that removes it.
+
+        ``per_recipient=False``: it ignores :data:`PER_RECIPIENT` events, so they need
+        not be made for it (it is still handed those that others asked for).
+        """
         self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
+        if per_recipient:
+            self._wanting_recipients.append(subscriber)
+        self.per_recipient = bool(self._wanting_recipients)
+
+        def unsubscribe() -> None:
+            self._subscribers.remove(subscriber)
+            if per_recipient:
+                self._wanting_recipients.remove(subscriber)
+            self.per_recipient = bool(self._wanting_recipients)
+
+        return unsubscribe
 
     def publish(self, event: Event) -> None:
+        if not self._subscribers:
+            return
         if isinstance(event, PhaseChanged):
             self._phases[event.recipient_id] = event
         else:
             self._pending.append(event)
-        if self._timer is None and self._subscribers:
+        if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:

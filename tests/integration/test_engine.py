@@ -18,6 +18,7 @@ from core.connection import Timeouts
 from core.dns import parse_nameserver
 from core.engine import Engine, EngineConfig, Job
 from core.events import (
+    PER_RECIPIENT,
     Counters,
     DestinationPaused,
     Event,
@@ -478,9 +479,11 @@ async def test_a_domain_that_moves_its_mx_is_followed_on_retry(tmp_path: Path) -
 class PublishedEvents(EventBus):
     """Every event as published, before the bus coalesces a recipient's phases."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, per_recipient: bool = True) -> None:
         super().__init__(interval=0.05)
         self.published: list[Event] = []
+        # Someone must listen: with no subscriber the engine makes no per-recipient events.
+        self.subscribe(lambda batch: None, per_recipient=per_recipient)
 
     def publish(self, event: Event) -> None:
         self.published.append(event)
@@ -513,6 +516,23 @@ async def test_smtp_phases_are_published_per_recipient_only_when_asked(
         # replies leave only the end of data, announced when its marker goes out.
         expected = ["end-of-data"] if smtp_phases else []
         assert smtp_steps(bus, recipient_id)[-1:] == expected
+
+
+async def test_no_per_recipient_events_are_made_when_no_subscriber_wants_them(
+    tmp_path: Path,
+) -> None:
+    """A progress bar reads only the counters: the engine then skips the several event
+    objects a message it would make for a window (measured: ~10 % of its CPU)."""
+    addresses = [f"q{n}@plain.test" for n in range(6)]
+    async with sandbox_world() as world:
+        store = campaign(tmp_path, addresses)
+        bus = PublishedEvents(per_recipient=False)
+        summary = await asyncio.wait_for(Engine(store, config(world), bus).run(), 60)
+        store.close()
+    assert summary.counts[Status.DELIVERED] == 6
+    assert not [e for e in bus.published if isinstance(e, PER_RECIPIENT)]
+    final = [e for e in bus.published if isinstance(e, Counters)][-1]
+    assert final.counts == {Status.DELIVERED: 6}
 
 
 async def test_a_server_slow_to_answer_rcpt_shows_its_recipients_at_rcpt(

@@ -151,15 +151,6 @@ def test_a_subscriber_may_unsubscribe_while_being_called() -> None:
     assert later.batches == [[CampaignLog("a")], [CampaignLog("b")]]
 
 
-def test_events_published_without_subscribers_wait_for_a_flush() -> None:
-    bus = EventBus()
-    bus.publish(CampaignLog("early"))
-    seen = Recorder()
-    bus.subscribe(seen)
-    bus.flush()
-    assert seen.batches == [[CampaignLog("early")]]
-
-
 def test_without_a_loop_publish_schedules_nothing() -> None:
     """No running loop: publishing must not fail; the owner flushes by hand."""
     bus = EventBus(interval=0.0)
@@ -241,10 +232,11 @@ async def test_no_timer_without_subscribers() -> None:
     bus.publish(CampaignLog("unheard"))
     seen = Waiter()
     bus.subscribe(seen)
-    # The next publish starts the timer, and the batch holds both events.
+    # Unheard events were dropped, and no timer was started for them: the next publish
+    # starts it.
     bus.publish(CampaignLog("heard"))
     await seen.next()
-    assert seen.batches == [[CampaignLog("unheard"), CampaignLog("heard")]]
+    assert seen.batches == [[CampaignLog("heard")]]
 
 
 @pytest.mark.parametrize("interval", [0.0, 0.01])
@@ -259,3 +251,26 @@ async def test_many_events_one_batch(interval: float) -> None:
     (batch,) = seen.batches
     assert len(batch) == 10 + 1000
     assert batch[:10] == [PhaseChanged(r, f"p{990 + r}") for r in range(10)]
+
+
+def test_with_no_subscriber_events_are_dropped_not_kept() -> None:
+    bus = EventBus()
+    bus.publish(CampaignLog("nobody listens"))
+    bus.publish(PhaseChanged(1, "sending"))
+    seen = Recorder()
+    bus.subscribe(seen)
+    bus.flush()
+    assert seen.batches == []
+
+
+def test_per_recipient_is_true_while_some_subscriber_wants_those_events() -> None:
+    bus = EventBus()
+    assert not bus.per_recipient
+    unsubscribe_bar = bus.subscribe(Recorder(), per_recipient=False)
+    assert not bus.per_recipient
+    unsubscribe_window = bus.subscribe(Recorder())
+    assert bus.per_recipient
+    unsubscribe_window()
+    assert not bus.per_recipient
+    unsubscribe_bar()
+    assert not bus.per_recipient
