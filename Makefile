@@ -12,6 +12,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q core gui  # .pyc up front: PYTHONDONTWRITEBYTECODE would recompile at every start
 
 # Opens the window on the real display. The QT_QPA_PLATFORM=offscreen exported above (for
 # the tests) is dropped when a display exists and the platform was not chosen by the

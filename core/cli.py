@@ -1,25 +1,147 @@
 """The ``mxmailer`` command line: ``send`` a campaign, run the ``lab`` standalone,
 ``probe`` one SMTP server on loopback to read the driver's transcript, or open the
-window (``gui``, imported only then: core never imports Qt)."""
+window (``gui``, imported only then: core never imports Qt).
+
+Start-up is paid by every run (and counted in a campaign's messages/s), so this module
+imports nothing heavy: each command's module is imported, and its options added, only
+when that command is the one chosen (:data:`COMMANDS`). ``mxmailer --version`` and
+``mxmailer --help`` import no command at all.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
-import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
-from core import __version__, review, send
-from core.bounces import command as bounces
-from core.connection import ConnectionConfig, Target, deliver
-from core.preflight import command as preflight
-from core.smtp import SessionConfig, TLSPolicy
+from core import __version__
+
+#: A command's runner: the parsed options in, the exit code out.
+Runner = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One subcommand: what ``--help`` says of it, and ``setup``, which imports the
+    command's module, adds its options to its parser and returns its runner (None for
+    ``gui``, whose options gui.app parses itself)."""
+
+    help: str
+    setup: Callable[[argparse.ArgumentParser], Runner | None]
+    description: str | None = None
+    add_help: bool = True
+
+
+def _send(parser: argparse.ArgumentParser) -> Runner:
+    from core import send
+
+    send.add_arguments(parser)
+    return send.run
+
+
+def _preview(parser: argparse.ArgumentParser) -> Runner:
+    from core import review
+
+    review.add_preview_arguments(parser)
+    return review.run_preview
+
+
+def _export_bounces(parser: argparse.ArgumentParser) -> Runner:
+    from core import review
+
+    review.add_export_arguments(parser)
+    return review.run_export_bounces
+
+
+def _export_domains(parser: argparse.ArgumentParser) -> Runner:
+    from core import review
+
+    review.add_export_arguments(parser, "the CSV file to write")
+    return review.run_export_domains
+
+
+def _bounces(parser: argparse.ArgumentParser) -> Runner:
+    from core.bounces import command
+
+    command.add_arguments(parser)
+    return command.run
+
+
+def _preflight(parser: argparse.ArgumentParser) -> Runner:
+    from core.preflight import command
+
+    command.add_arguments(parser)
+    return command.run
+
+
+def _lab(parser: argparse.ArgumentParser) -> Runner:
+    parser.add_argument(
+        "--greylist-seconds", type=int, default=20, help="how long grey.test greylists"
+    )
+    return _run_lab
+
+
+def _probe(parser: argparse.ArgumentParser) -> Runner:
+    from core.smtp import TLSPolicy
+
+    parser.add_argument("address", type=_loopback, help="the server's loopback IP address")
+    parser.add_argument("port", type=int, help="the server's port")
+    parser.add_argument("--helo", default="localhost.test", help="the name sent in EHLO")
+    parser.add_argument(
+        "--tls", choices=[p.value for p in TLSPolicy], default=TLSPolicy.MAY.value
+    )
+    return _run_probe
+
+
+def _gui(parser: argparse.ArgumentParser) -> None:
+    """The window's own options (and --help) are parsed by gui.app: only `main` hands
+    them on."""
+
+
+#: Every command, in ``--help`` order.
+COMMANDS: dict[str, Command] = {
+    "send": Command(
+        "send a campaign directly to each recipient domain's MX servers",
+        _send,
+        description="Send a campaign. Resume it by running the same command again with "
+        "the same --state file.",
+    ),
+    "preview": Command(
+        "print the exact message one recipient of a campaign file receives", _preview
+    ),
+    "export-bounces": Command(
+        "write a campaign's bounced addresses (the recipients' own faults) as a "
+        "suppression list",
+        _export_bounces,
+    ),
+    "bounces": Command(
+        "read the bounce/unsubscribe mailbox over IMAP and update a campaign file", _bounces
+    ),
+    "export-domains": Command(
+        "write a campaign's per-domain summary (delivered, bounced, greylisted, "
+        "median delivery delay, top bounce replies) as CSV",
+        _export_domains,
+    ),
+    "preflight": Command(
+        "check port 25, reverse DNS, HELO, blocklists, SPF, DKIM, DMARC, "
+        "List-Unsubscribe, providers and STARTTLS before a real campaign",
+        _preflight,
+    ),
+    "lab": Command("run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C", _lab),
+    "probe": Command(
+        "hold one SMTP conversation (EHLO, STARTTLS, QUIT) with a loopback server "
+        "and print its transcript",
+        _probe,
+    ),
+    "gui": Command("open the window (see `mxmailer gui --help`)", _gui, add_help=False),
+}
 
 
 def _loopback(value: str) -> str:
     """Only loopback addresses may be probed: this command never reaches the internet."""
+    import ipaddress
+
     try:
         address = ipaddress.ip_address(value)
     except ValueError as error:
@@ -29,76 +151,36 @@ def _loopback(value: str) -> str:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, with the options (and runner, as ``args.run``) of
+    those in ``chosen`` only (default: all of them, importing every command's module).
+    The others are listed with their help, and importing nothing."""
     parser = argparse.ArgumentParser(
         prog="mxmailer",
         description="Bulk mail delivered directly to each recipient domain's MX servers.",
     )
     parser.add_argument("--version", action="version", version=f"mxmailer {__version__}")
+    parser.set_defaults(run=None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    send_parser = commands.add_parser(
-        "send",
-        help="send a campaign directly to each recipient domain's MX servers",
-        description="Send a campaign. Resume it by running the same command again with "
-        "the same --state file.",
-    )
-    send.add_arguments(send_parser)
-    preview = commands.add_parser(
-        "preview",
-        help="print the exact message one recipient of a campaign file receives",
-    )
-    review.add_preview_arguments(preview)
-    export = commands.add_parser(
-        "export-bounces",
-        help="write a campaign's bounced addresses (the recipients' own faults) as a "
-        "suppression list",
-    )
-    review.add_export_arguments(export)
-    bounces_parser = commands.add_parser(
-        "bounces",
-        help="read the bounce/unsubscribe mailbox over IMAP and update a campaign file",
-    )
-    bounces.add_arguments(bounces_parser)
-    domains = commands.add_parser(
-        "export-domains",
-        help="write a campaign's per-domain summary (delivered, bounced, greylisted, "
-        "median delivery delay, top bounce replies) as CSV",
-    )
-    review.add_export_arguments(domains, "the CSV file to write")
-    preflight_parser = commands.add_parser(
-        "preflight",
-        help="check port 25, reverse DNS, HELO, blocklists, SPF, DKIM, DMARC, "
-        "List-Unsubscribe, providers and STARTTLS before a real campaign",
-    )
-    preflight.add_arguments(preflight_parser)
-    lab_parser = commands.add_parser(
-        "lab",
-        help="run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C",
-    )
-    lab_parser.add_argument(
-        "--greylist-seconds", type=int, default=20, help="how long grey.test greylists"
-    )
-    probe = commands.add_parser(
-        "probe",
-        help="hold one SMTP conversation (EHLO, STARTTLS, QUIT) with a loopback server "
-        "and print its transcript",
-    )
-    probe.add_argument("address", type=_loopback, help="the server's loopback IP address")
-    probe.add_argument("port", type=int, help="the server's port")
-    probe.add_argument("--helo", default="localhost.test", help="the name sent in EHLO")
-    probe.add_argument(
-        "--tls", choices=[p.value for p in TLSPolicy], default=TLSPolicy.MAY.value
-    )
-    # The window's own options (and --help) are parsed by gui.app: only `main` hands them on.
-    commands.add_parser(
-        "gui",
-        help="open the window (see `mxmailer gui --help`)",
-        add_help=False,
-    )
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(
+            name, help=command.help, description=command.description, add_help=command.add_help
+        )
+        if chosen is None or name in chosen:
+            sub.set_defaults(run=command.setup(sub))
     return parser
 
 
-async def _probe(args: argparse.Namespace) -> int:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``: its first word that is not an option (the
+    top-level options, --help and --version, take no value), None if there is none."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+async def _probe_server(args: argparse.Namespace) -> int:
+    from core.connection import ConnectionConfig, Target, deliver
+    from core.smtp import SessionConfig, TLSPolicy
+
     config = ConnectionConfig(SessionConfig(args.helo, TLSPolicy(args.tls)))
     report = await deliver(Target(args.address, args.address, args.port), [], config)
     print("\n".join(report.transcript.lines()))
@@ -109,7 +191,16 @@ async def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _lab(args: argparse.Namespace) -> int:
+def _run_probe(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_probe_server(args))
+
+
+async def _serve_lab(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
     # Imported here: the lab (and its certificate maker) costs a send nothing.
     from core.lab.world import sandbox_world
 
@@ -132,9 +223,17 @@ async def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_lab(args: argparse.Namespace) -> int:
+    import asyncio
+
+    return asyncio.run(_serve_lab(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    command = chosen_command(words)
+    parser = build_parser(() if command is None else (command,))
+    args, rest = parser.parse_known_args(words)
     if args.command == "gui":
         # Imported here: core never imports Qt unless the window is asked for.
         from gui.app import main as gui_main
@@ -142,24 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return gui_main(rest, prog="mxmailer gui")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "send":
-        return send.run(args)
-    if args.command == "preview":
-        return review.run_preview(args)
-    if args.command == "export-bounces":
-        return review.run_export_bounces(args)
-    if args.command == "bounces":
-        return bounces.run(args)
-    if args.command == "export-domains":
-        return review.run_export_domains(args)
-    if args.command == "preflight":
-        return preflight.run(args)
-    if args.command == "lab":
-        return asyncio.run(_lab(args))
-    if args.command == "probe":
-        return asyncio.run(_probe(args))
-    parser.print_help()
-    return 0
+    if args.run is None:
+        parser.print_help()
+        return 0
+    code: int = args.run(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ are used.
 
 from __future__ import annotations
 
-import getpass
 import importlib
 import os
 import sys
@@ -53,6 +52,8 @@ class PasswordSource:
         if found:
             return found
         if prompt is None and sys.stdin.isatty():
+            import getpass  # imported here: it loads termios, which only a prompt needs
+
             prompt = getpass.getpass
         if prompt is not None:
             found = prompt(f"{self.what} password for {user} at {host}: ")
