@@ -3,8 +3,10 @@ stdlib ``email`` path (parse, substitute, generate) that it replaces.
 
 For each shared sample (``newsletter-with-attachment.eml``, ``welcome.eml``) it renders
 messages for recipients with varied fields (ASCII and non-ASCII names, the shared
-``simple.csv`` rows cycled) through ``MessageTemplate.render``, then a smaller number
-through ``core.message.reference.render_reference``. The engine's bar: at least 50,000
+``simple.csv`` rows cycled) through ``MessageTemplate.render``; then through
+``OutgoingMessages.render_body``, what the engine calls per message (the render and the
+Body the session sends, dot-stuffed and checked); then a smaller number through
+``core.message.reference.render_reference``. The engine's bar: at least 50,000
 newsletters a second on one core.
 
     .venv/bin/python bench/message_build.py [--seconds S]
@@ -25,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.message.reference import render_reference
+from core.outgoing import OutgoingMessages
 from core.template import MessageTemplate, date_header, new_message_id
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -80,6 +83,14 @@ def main() -> None:
                 row, to=row["email"], message_id=ids[index % len(ids)], date=date
             )
 
+        outgoing = OutgoingMessages(raw, {})
+
+        def send(index: int, messages: OutgoingMessages = outgoing) -> object:
+            row = rows[index % len(rows)]
+            return messages.render_body(
+                row, to=row["email"], message_id=ids[index % len(ids)], date=date
+            )
+
         def slow(index: int, raw: bytes = raw) -> object:
             row = rows[index % len(rows)]
             return render_reference(
@@ -87,11 +98,16 @@ def main() -> None:
             )
 
         fast_rate, fast_count = rate(fast, args.seconds)
+        send_rate, send_count = rate(send, args.seconds)
         slow_rate, slow_count = rate(slow, args.seconds / 2)
         print(f"{name} ({size:,} bytes rendered)")
         print(
             f"  compiled template: {fast_rate:>10,.0f} messages/s "
             f"({1e6 / fast_rate:.1f} µs each, {fast_count:,} built)"
+        )
+        print(
+            f"  render + Body:     {send_rate:>10,.0f} messages/s "
+            f"({1e6 / send_rate:.1f} µs each, {send_count:,} built)"
         )
         print(
             f"  stdlib email path: {slow_rate:>10,.0f} messages/s "

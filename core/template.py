@@ -27,9 +27,9 @@ from email.utils import format_datetime
 
 from core.message.address import a_label
 from core.message.build import Attachment, MessageParts, build_eml
-from core.message.compile import compile_message
+from core.message.compile import WireMessage, compile_message
 from core.message.errors import TemplateError
-from core.message.fields import EMAIL, neutralise
+from core.message.fields import EMAIL, has_unsafe, neutralise
 from core.message.preview import AttachmentInfo, MessagePreview, describe
 from core.message.unsubscribe import TemplateOptions
 
@@ -42,6 +42,7 @@ __all__ = [
     "RenderedMessage",
     "TemplateError",
     "TemplateOptions",
+    "WireMessage",
     "date_header",
     "describe",
     "new_message_id",
@@ -85,10 +86,18 @@ class MessageTemplate:
         self, fields: Mapping[str, str], *, to: str, message_id: str, date: str
     ) -> RenderedMessage:
         head, body = self._compiled.render(fields, to)
-        first = f"Message-ID: {neutralise(message_id)}\r\nDate: {neutralise(date)}\r\n"
-        stamp = first.encode("utf-8")
+        stamp = _stamp(message_id, date)
         data = b"".join((stamp, head, b"\r\n", body))
         return RenderedMessage(data, not (head.isascii() and stamp.isascii()))
+
+    def render_wire(
+        self, fields: Mapping[str, str], *, to: str, message_id: str, date: str
+    ) -> WireMessage:
+        """What :meth:`render` gives, ending in CRLF, for the send path: with whether its
+        lines are proven short and whether any may start with ".", decided from the
+        rendered values alone (``core.smtp.body.Body.from_checked`` takes such bytes
+        without a pass over the whole message; others need ``Body.from_bytes``)."""
+        return self._compiled.wire(fields, to, _stamp(message_id, date))
 
     def preview(
         self,
@@ -104,6 +113,13 @@ class MessageTemplate:
         )
 
 
+def _stamp(message_id: str, date: str) -> bytes:
+    """The header lines set per recipient, first in every message."""
+    if has_unsafe(message_id + date):
+        message_id, date = neutralise(message_id), neutralise(date)
+    return f"Message-ID: {message_id}\r\nDate: {date}\r\n".encode()
+
+
 def new_message_id(sender: str) -> str:
     """A unique Message-ID at the sender's domain (RFC 5322 §3.6.4): 128 random bits.
 
@@ -111,19 +127,19 @@ def new_message_id(sender: str) -> str:
     system's entropy avoids a system call per message (it was 3 % of the engine's time).
     An internationalised domain is given in its A-label form, keeping the header ASCII.
     """
-    domain = sender.rpartition("@")[2] if "@" in sender else ""
-    domain = _ascii_domain(domain) or "localhost.invalid"
-    return f"<{_ID_BITS.getrandbits(128):032x}@{domain}>"
+    return f"<{_ID_BITS.randbytes(16).hex()}{_id_domain(sender)}"
 
 
 _ID_BITS = random.Random(secrets.randbits(256))
 
 
 @functools.lru_cache(maxsize=16)
-def _ascii_domain(domain: str) -> str:
-    if domain.isascii():
-        return domain
-    return a_label(domain) or "localhost.invalid"
+def _id_domain(sender: str) -> str:
+    """``@domain>`` for a Message-ID of ``sender``: a campaign has one sender."""
+    domain = sender.rpartition("@")[2] if "@" in sender else ""
+    if not domain.isascii():
+        domain = a_label(domain) or ""
+    return f"@{domain or 'localhost.invalid'}>"
 
 
 def date_header(at: float) -> str:

@@ -22,7 +22,9 @@ from core.message.fields import EMAIL, FIELD, Context, Segments, Slot, find, slo
 from core.message.fields import segments as text_segments
 from core.message.words import fold, hard_fold, phrase
 
-_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+"
+# RFC 5322 §3.2.3 atext and RFC 6532's UTF-8, written as what they exclude (controls,
+# space, specials): a class holding the range up to U+10FFFF takes 7 ms to compile.
+_ATEXT = r'[^\x00-\x20"(),.:;<>@\[\\\]\x7f]+'
 _DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
 #: RFC 5322 §3.2.4 quoted-string (spaces, UTF-8 per RFC 6532, quoted pairs): an address
 #: the importer normalised as ``"quoted local"@domain`` is already one, not to quote again.
@@ -35,7 +37,9 @@ _PLAIN_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+(?:\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*"
     r"@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*"
 )
-_NOT_IN_DOMAIN = re.compile(r"[^A-Za-z0-9\-.\u0080-\U0010ffff]")
+# ASCII other than letters, digits, "-" and ".": not [^A-Za-z0-9\-.\u0080-\U0010ffff],
+# which says the same but takes 7 ms to compile.
+_NOT_IN_DOMAIN = re.compile(r"[\x00-,/:-@\[-`{-\x7f]")
 #: RFC 1035 §2.3.4: a domain name is at most 255 octets.
 _DOMAIN_MAX = 255
 # An RFC 2047 encoded word: fields inside one are found once the stdlib has decoded it.
@@ -151,7 +155,7 @@ class RecipientHeader:
 
     def __call__(self, values: Mapping[str, str]) -> bytes:
         address = addr_spec(values[EMAIL])
-        if self.display:
+        if self.display.parts:
             return fold(self.name, [*phrase(self.display.fill(values)), f"<{address}>"])
         return hard_fold(f"{self.name}: <{address}>\r\n".encode())
 

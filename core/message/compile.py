@@ -9,8 +9,10 @@ resumed from its stored .eml sends what it sent before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.message.entity import Entity, parse_message
 from core.message.fields import EMAIL, has_unsafe, neutralise
@@ -20,6 +22,22 @@ from core.message.unsubscribe import TemplateOptions, unsubscribe_headers
 from core.message.words import MAX_LINE
 
 _UNSUBSCRIBE = frozenset({"list-unsubscribe", "list-unsubscribe-post"})
+# Twice as fast as ``b"\n." in data`` (a two-byte needle is searched byte by byte).
+_LINE_DOT = re.compile(rb"\n\.")
+
+
+class WireMessage(NamedTuple):
+    """A rendered message for the send path, and what it still needs before DATA."""
+
+    #: Message-ID and Date, the header section, the blank line, the body; CRLF line ends
+    #: and a final CRLF, not dot-stuffed.
+    data: bytes
+    #: Proven to have no line over 998 octets: the full check may be skipped.
+    short_lines: bool
+    #: A line may start with ".": it must be doubled (always False when not proven).
+    dots: bool
+    #: Raw UTF-8 in the header section (RFC 6532): only for servers offering SMTPUTF8.
+    needs_smtputf8: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +45,63 @@ class Compiled:
     head: tuple[Piece, ...]  # the header section after Message-ID and Date
     body: tuple[Piece, ...]  # everything after the blank line
     fields: frozenset[str]  # every field used, ``email`` included if used
+    #: ``head``, the blank line, ``body``: what :meth:`wire` walks.
+    pieces: tuple[Piece, ...]
+    #: Where the renderers' bytes are in what :meth:`wire` joins (the stamp first).
+    rendered_at: tuple[int, ...]
+    #: The most octets of the template's own bytes that a line holding rendered bytes can
+    #: also hold (see :func:`_reach`); None when the template's bytes alone have a line
+    #: over 998, so that every message must be checked whole.
+    reach: int | None
+    #: The template's own bytes have a line starting with "." (or may start one).
+    dotted: bool
+
+    @classmethod
+    def of(cls, head: list[Piece], body: list[Piece], fields: frozenset[str]) -> Compiled:
+        """The pieces merged, and what :meth:`wire` needs to know of them."""
+        head_pieces, body_pieces = _merged(head), _merged(body)
+        pieces = (*head_pieces, b"\r\n", *body_pieces)
+        rendered_at = tuple(
+            index for index, piece in enumerate(pieces, 1) if not isinstance(piece, bytes)
+        )
+        literals = [piece for piece in _merged(list(pieces)) if isinstance(piece, bytes)]
+        dotted = any(piece.startswith(b".") or b"\n." in piece for piece in literals)
+        return cls(head_pieces, body_pieces, fields, pieces, rendered_at, _reach(literals), dotted)
 
     def render(self, fields: Mapping[str, str], to: str) -> tuple[bytes, bytes]:
+        values = self._values(fields, to)
+        head = b"".join([p if isinstance(p, bytes) else p(values) for p in self.head])
+        body = b"".join([p if isinstance(p, bytes) else p(values) for p in self.body])
+        return head, body
+
+    def wire(self, fields: Mapping[str, str], to: str, stamp: bytes) -> WireMessage:
+        """``stamp`` (header lines) and what :meth:`render` gives, ending in CRLF, with
+        what the bytes need before DATA, decided without a pass over the whole message:
+        the template's own bytes were checked when it was compiled (:attr:`reach`,
+        :attr:`dotted`), so only the rendered bytes (a few hundred) are looked at here.
+        """
+        values = self._values(fields, to)
+        out = [stamp, *[p if isinstance(p, bytes) else p(values) for p in self.pieces]]
+        rendered = [stamp, *[out[index] for index in self.rendered_at]]
+        data = b"".join(out)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
+        # Joined with LF, a rendered piece that starts with "." shows as a line start, and
+        # whatever literal bytes sit between two pieces count in the reach instead.
+        joined = b"\n".join(rendered)
+        short_lines = self.reach is not None and len(joined) + self.reach <= MAX_LINE
+        dots = short_lines and (
+            self.dotted or joined[:1] == b"." or _LINE_DOT.search(joined) is not None
+        )
+        needs_smtputf8 = not data.isascii() and not b"".join(out[: len(self.head) + 1]).isascii()
+        return WireMessage(data, short_lines, dots, needs_smtputf8)
+
+    def _values(self, fields: Mapping[str, str], to: str) -> dict[str, str]:
         values = {name: fields.get(name) or "" for name in self.fields}
         values[EMAIL] = to
         if has_unsafe("".join(values.values())):  # one scan for the usual clean values
             values = {name: neutralise(value) for name, value in values.items()}
-        head = b"".join([p if isinstance(p, bytes) else p(values) for p in self.head])
-        body = b"".join([p if isinstance(p, bytes) else p(values) for p in self.body])
-        return head, body
+        return values
 
 
 def compile_message(raw: bytes, options: TemplateOptions) -> Compiled:
@@ -50,7 +116,7 @@ def compile_message(raw: bytes, options: TemplateOptions) -> Compiled:
     drop = _UNSUBSCRIBE if options.list_unsubscribe else frozenset()
     head = top_headers(entity, rewrite, names, drop=drop)
     head += unsubscribe_headers(options, names)
-    return Compiled(_merged(head), _merged(body), frozenset(names))
+    return Compiled.of(head, body, frozenset(names))
 
 
 def _boundaries(entity: Entity) -> list[str]:
@@ -92,3 +158,24 @@ def _merged(pieces: list[Piece]) -> tuple[Piece, ...]:
                 continue
         out.append(piece)
     return tuple(out)
+
+
+def _reach(literals: list[bytes]) -> int | None:
+    """The most octets of literal bytes a line of a rendered message can hold when it
+    also holds rendered bytes; None if a line of literal bytes alone is over 998.
+
+    A line crosses each literal piece at most once: all of a piece without a line break,
+    else the text before its first CRLF or after its last one. Summing those for every
+    piece bounds, once and for all, what a line holding values takes from the template,
+    so that the lines no value touches (checked here) need no check per message.
+    """
+    reach = 0
+    for piece in literals:
+        lines = piece.split(b"\r\n")
+        if len(lines) == 1:
+            reach += len(piece)
+        elif max(map(len, lines)) > MAX_LINE:
+            return None
+        else:
+            reach += max(len(lines[0]), len(lines[-1]))
+    return reach

@@ -111,7 +111,7 @@ class Segments:
     """Template text with its slots, in order: what a header value or a body line
     compiles to. Filling it is one ``str.format`` of the encoded values."""
 
-    __slots__ = ("_format", "parts", "slots")
+    __slots__ = ("_format", "_single", "parts", "slots")
 
     def __init__(self, parts: Iterable[str | Slot] = ()) -> None:
         self.parts = tuple(part for part in parts if part != "")
@@ -122,6 +122,8 @@ class Segments:
         )
         if not self.slots:
             self._format = "".join(part for part in self.parts if isinstance(part, str))
+        # Most lines and headers hold one field: filled without building a list.
+        self._single = self.slots[0] if len(self.slots) == 1 else None
 
     def __iter__(self) -> Iterator[str | Slot]:
         return iter(self.parts)
@@ -140,6 +142,10 @@ class Segments:
 
     def fill(self, values: Mapping[str, str]) -> str:
         """The text with each slot's value (already neutralised) encoded for its place."""
+        single = self._single
+        if single is not None:
+            value = values[single.name]
+            return self._format.format(single.encode(value) if value else single.default)
         if not self.slots:
             return self._format
         return self._format.format(

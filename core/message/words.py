@@ -116,10 +116,11 @@ def unstructured(name: str, value: str) -> bytes:
     value = value.strip(" \t")
     if not value:
         return f"{name}:\r\n".encode("ascii")
+    plain = _NEEDS_WORDS.search(value) is None
+    if plain and len(name) + 2 + len(value) <= LINE:
+        return f"{name}: {value}\r\n".encode("ascii")  # the usual Subject
     prefix = f"{name}: "
-    if _NEEDS_WORDS.search(value) is None:
-        if len(prefix) + len(value) <= LINE:
-            return f"{prefix}{value}\r\n".encode("ascii")
+    if plain:
         folded = _fold_text(prefix, value)
         if max(map(len, folded)) <= MAX_LINE:
             return ("\r\n".join(folded) + "\r\n").encode("ascii")
@@ -176,6 +177,8 @@ def hard_fold(header: bytes) -> bytes:
     get here: a longer line has its runs of spaces and tabs made one space (in the headers
     that come here they mean one), then is folded before a space where it has one, else
     cut (never inside a UTF-8 sequence) and continued on a line of its own."""
+    if len(header) <= MAX_LINE:  # the usual header, checked without a split
+        return header
     lines = header.split(b"\r\n")
     if max(map(len, lines)) <= MAX_LINE:
         return header
