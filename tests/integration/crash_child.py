@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from core import store_schema
-from core.events import Event, EventBus, RecipientWaiting
+from core.engine import Engine, Job
 from core.store import CampaignStore, ReportRow, StoreError
 
 #: What a transaction is, from the statements it ran (the first match wins).
@@ -133,16 +133,18 @@ def _before(owner: Any, name: str, fire: Countdown) -> None:
 
 def _greylisted(fire: Countdown) -> None:
     """Kill halfway through the wait of the Nth recipient the engine parks as greylisted
-    (its deferral has been flushed by then: the engine flushes every 0.2 s)."""
-    publish = EventBus.publish
+    (its deferral has been flushed by then: the engine flushes every 0.2 s). Watched at
+    the engine's decision, not on the event bus: the CLI without a progress view has no
+    subscriber, so no per-recipient event is ever made."""
+    defer = Engine._defer
 
-    def watched(self: EventBus, event: Event) -> None:
-        publish(self, event)
-        if isinstance(event, RecipientWaiting) and event.reason == "greylisted" and fire():
-            wait = max(0.0, event.next_attempt_at - time.time())  # the engine's clock
+    def watched(self: Engine, job: Job, until: float, reason: str, **options: Any) -> None:
+        defer(self, job, until, reason, **options)
+        if reason == "greylisted" and fire():
+            wait = max(0.0, until - time.time())  # the engine's clock
             asyncio.get_running_loop().call_later(wait / 2, die)
 
-    EventBus.publish = watched  # type: ignore[method-assign]
+    Engine._defer = watched  # type: ignore[method-assign]
 
 
 def _report(fire: Countdown) -> None:
