@@ -35,6 +35,9 @@ _ORDER = (
 class ProgressBar:
     """One line on a terminal, rewritten in place: counts, rate, ETA, next retry."""
 
+    #: It draws the counters and log lines only (see :meth:`core.events.EventBus.subscribe`).
+    per_recipient = False
+
     def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self.total = total
         self.stream = stream
@@ -74,6 +77,8 @@ class ProgressBar:
 
 class JSONLines:
     """One JSON object per line on stdout: counters, finals, pauses and log lines."""
+
+    per_recipient = True  # every final status is a line
 
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream

@@ -196,7 +196,7 @@ async def _run_engine(store: CampaignStore, inputs: _Inputs, progress: str | Non
     bus = EventBus()
     view = _progress_view(progress, inputs.total)
     if view is not None:
-        bus.subscribe(view)
+        bus.subscribe(view, per_recipient=view.per_recipient)
     engine = Engine(store, inputs.config, bus)
     loop = asyncio.get_running_loop()
     interrupted = False
