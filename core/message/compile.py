@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from core.message.entity import Entity, parse_message
-from core.message.fields import EMAIL, has_unsafe, neutralise
+from core.message.fields import EMAIL, UNSAFE, neutralise
 from core.message.headers import Piece, Rewrite, part_headers, top_headers
 from core.message.parts import leaf
 from core.message.unsubscribe import TemplateOptions, unsubscribe_headers
@@ -45,9 +45,10 @@ class Compiled:
     head: tuple[Piece, ...]  # the header section after Message-ID and Date
     body: tuple[Piece, ...]  # everything after the blank line
     fields: frozenset[str]  # every field used, ``email`` included if used
-    #: ``head``, the blank line, ``body``: what :meth:`wire` walks.
+    #: The stamp's place (empty), ``head``, the blank line, ``body``: what :meth:`wire`
+    #: walks.
     pieces: tuple[Piece, ...]
-    #: Where the renderers' bytes are in what :meth:`wire` joins (the stamp first).
+    #: Where the stamp and the renderers' bytes are in ``pieces``.
     rendered_at: tuple[int, ...]
     #: The most octets of the template's own bytes that a line holding rendered bytes can
     #: also hold (see :func:`_reach`); None when the template's bytes alone have a line
@@ -55,18 +56,31 @@ class Compiled:
     reach: int | None
     #: The template's own bytes have a line starting with "." (or may start one).
     dotted: bool
+    #: The fields taken from the recipient's row: all but ``email``, the address.
+    row_fields: tuple[str, ...]
 
     @classmethod
     def of(cls, head: list[Piece], body: list[Piece], fields: frozenset[str]) -> Compiled:
         """The pieces merged, and what :meth:`wire` needs to know of them."""
         head_pieces, body_pieces = _merged(head), _merged(body)
-        pieces = (*head_pieces, b"\r\n", *body_pieces)
+        pieces = (b"", *head_pieces, b"\r\n", *body_pieces)
         rendered_at = tuple(
-            index for index, piece in enumerate(pieces, 1) if not isinstance(piece, bytes)
+            index
+            for index, piece in enumerate(pieces)
+            if index == 0 or not isinstance(piece, bytes)
         )
         literals = [piece for piece in _merged(list(pieces)) if isinstance(piece, bytes)]
         dotted = any(piece.startswith(b".") or b"\n." in piece for piece in literals)
-        return cls(head_pieces, body_pieces, fields, pieces, rendered_at, _reach(literals), dotted)
+        return cls(
+            head_pieces,
+            body_pieces,
+            fields,
+            pieces,
+            rendered_at,
+            _reach(literals),
+            dotted,
+            tuple(sorted(fields - {EMAIL})),
+        )
 
     def render(self, fields: Mapping[str, str], to: str) -> tuple[bytes, bytes]:
         values = self._values(fields, to)
@@ -81,14 +95,14 @@ class Compiled:
         :attr:`dotted`), so only the rendered bytes (a few hundred) are looked at here.
         """
         values = self._values(fields, to)
-        out = [stamp, *[p if isinstance(p, bytes) else p(values) for p in self.pieces]]
-        rendered = [stamp, *[out[index] for index in self.rendered_at]]
+        out = [p if isinstance(p, bytes) else p(values) for p in self.pieces]
+        out[0] = stamp
         data = b"".join(out)
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         # Joined with LF, a rendered piece that starts with "." shows as a line start, and
         # whatever literal bytes sit between two pieces count in the reach instead.
-        joined = b"\n".join(rendered)
+        joined = b"\n".join([out[index] for index in self.rendered_at])
         short_lines = self.reach is not None and len(joined) + self.reach <= MAX_LINE
         dots = short_lines and (
             self.dotted or joined[:1] == b"." or _LINE_DOT.search(joined) is not None
@@ -97,9 +111,10 @@ class Compiled:
         return WireMessage(data, short_lines, dots, needs_smtputf8)
 
     def _values(self, fields: Mapping[str, str], to: str) -> dict[str, str]:
-        values = {name: fields.get(name) or "" for name in self.fields}
-        values[EMAIL] = to
-        if has_unsafe("".join(values.values())):  # one scan for the usual clean values
+        values = {EMAIL: to}
+        for name in self.row_fields:
+            values[name] = fields.get(name) or ""
+        if UNSAFE.search("".join(values.values())):  # one scan for the usual clean values
             values = {name: neutralise(value) for name, value in values.items()}
         return values
 

@@ -15,7 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.message.compile import Compiled
+from core.message.fields import Context, segments
 from core.message.headers import Piece
+from core.message.parts import QPLine, qp_line
 from core.outgoing import (
     DKIM_DOMAIN,
     DKIM_KEY,
@@ -260,3 +262,28 @@ def test_a_body_without_a_final_line_break_gets_one() -> None:
     )
     assert message.short_lines
     assert message.data.endswith(b"\r\n\r\nHi Ann\r\n")
+
+
+# ---- quoted-printable lines that need no encoding ------------------------------------------
+
+QP_TEXT = st.lists(
+    st.sampled_from(["a", "x", ".", " ", "\t", "=", "-", "--b", "_", "~", "é", "\x7f", "\x00"]),
+    max_size=90,
+).map("".join) | st.text(max_size=90)
+
+
+@given(QP_TEXT, st.sampled_from([(), (b"--b",)]), st.booleans())
+def test_a_line_left_as_it_is_is_what_b2a_qp_gives(
+    text: str, markers: tuple[bytes, ...], last: bool
+) -> None:
+    line = QPLine(segments("{{v}}", Context.TEXT), markers, last)
+    encoded = qp_line(text.encode(), markers)
+    assert line({"v": text}) == (encoded[:-2] if last else encoded)
+
+
+@pytest.mark.parametrize(
+    "text", ["x" * 75, "x" * 76, ".", "..", "a ", " a", "a=b", "--b x", "a\tb", "é"]
+)
+def test_lines_at_the_edges_of_as_is(text: str) -> None:
+    line = QPLine(segments("{{v}}", Context.TEXT), (b"--b",), False)
+    assert line({"v": text}) == qp_line(text.encode(), (b"--b",))
