@@ -51,7 +51,6 @@ from core.relay import PROVIDER as RELAY_PROVIDER
 from core.relay import RelayConfig, relay_hosts
 from core.retry import RetryPolicy
 from core.smtp import (
-    Body,
     BodyLineTooLongError,
     FailureKind,
     Outcome,
@@ -941,17 +940,16 @@ class Engine:
             job.target = f"{host} [{address}]"
             job.address = address
             try:
-                rendered = self.messages.render(
+                body, needs_smtputf8 = self.messages.render_body(
                     job.fields, to=job.email, message_id=job.message_id, date=job.date_header
                 )
-                body = Body.from_bytes(rendered.data, crlf_only=True)  # templates build CRLF
             except BodyLineTooLongError as error:
                 job.last = (None, "", f"the message cannot be sent as it is: {error}")
                 self._finish(job, Status.BOUNCED, None, text=job.last[2])
                 continue
             if self.events.per_recipient:
                 self.events.publish(PhaseChanged(job.id, "sending"))
-            return Transaction(self.sender, (job.rcpt,), body, rendered.needs_smtputf8, tag=job)
+            return Transaction(self.sender, (job.rcpt,), body, needs_smtputf8, tag=job)
         return None
 
 
