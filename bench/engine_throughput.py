@@ -46,6 +46,7 @@ import csv
 import os
 import re
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -368,11 +369,23 @@ def startup_cost() -> Measured:
 
 
 @dataclass(frozen=True, slots=True)
+class Phases:
+    """Where the CLI's wall time went, from its campaign file's attempt times: before the
+    first attempt (interpreter start, CSV import), sending (first attempt to last result),
+    after (results written back, exit)."""
+
+    before: float
+    sending: float
+    after: float
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """One client's run against the sink; ``rss_kib`` is None when it cannot be known."""
 
     run: st.Run
     rss_kib: int | None
+    phases: Phases | None = None
 
 
 def reference(action: Callable[[], st.Run], sink_pid: int) -> Result:
@@ -394,9 +407,25 @@ def run_engine_on_sink(folder: Path, messages: int, nameserver: str, port: int, 
         CONNECTIONS,
     )
     sink_before = st.process_cpu(sink_pid)
+    launched = time.time()
     done = run_cli(campaign, messages, CLI_TIMEOUT, ignore=[sink_pid])
     sink_cpu = st.process_cpu(sink_pid) - sink_before
-    return Result(st.Run(ENGINE, messages, done.wall, done.cpu, sink_cpu), done.rss_kib)
+    first, last = attempt_span(campaign.state)
+    phases = Phases(first - launched, last - first, launched + done.wall - last)
+    return Result(st.Run(ENGINE, messages, done.wall, done.cpu, sink_cpu), done.rss_kib, phases)
+
+
+def attempt_span(state: Path) -> tuple[float, float]:
+    """The first attempt's start and the last attempt's end, as the campaign file saved
+    them (the engine's wall clock, as ``time.time()`` here)."""
+    connection = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        first, last = connection.execute(
+            "SELECT min(first_attempt_at), max(last_attempt_at) FROM recipients"
+        ).fetchone()
+    finally:
+        connection.close()
+    return float(first), float(last)
 
 
 def part_one(folder: Path, messages: int) -> list[Result]:
@@ -620,6 +649,22 @@ def part_one_bars(results: list[Result]) -> list[str]:
         f"{verdict(vs_source >= SOURCE_BAR)} ({goal})",
         f"- engine >= {AIOSMTPLIB_BAR:.0f}x aiosmtplib (msg/s): {vs_aio:.2f}x: "
         f"{verdict(vs_aio >= AIOSMTPLIB_BAR)}",
+        *phases_line(chosen[ENGINE], chosen[st.SOURCE].run.rate, chosen[st.AIOSMTPLIB].run.rate),
+    ]
+
+
+def phases_line(engine: Result, source: float, aio: float) -> list[str]:
+    """Where the engine's wall time went; the bars above are judged on the whole process."""
+    phases = engine.phases
+    if phases is None:
+        return []
+    rate = engine.run.messages / phases.sending
+    return [
+        f"- the engine's {engine.run.wall:.2f} s: {phases.before:.2f} s before its first "
+        f"attempt (interpreter start, CSV import), {phases.sending:.2f} s sending (first "
+        f"attempt to last result: {rate:,.0f} msg/s, {rate / source:.2f}x smtp-source, "
+        f"{rate / aio:.2f}x aiosmtplib), {phases.after:.2f} s after (results written, "
+        "exit). For information only: the bars are judged on the whole process."
     ]
 
 
