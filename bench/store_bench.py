@@ -143,7 +143,7 @@ def bench_engine_loop(store: CampaignStore, rounds: int = 50, batch: int = 1000)
         first = 1 + round_number * batch
         for recipient_id in range(first, first + batch):
             start = time.perf_counter()
-            store.mark_end_of_data([recipient_id], now)
+            store.mark_end_of_data([(recipient_id, 1)], now)
             marks.append(time.perf_counter() - start)
             store.record(delivered(recipient_id, now, TRANSCRIPT))
         checkpoint = store._wal_size() >= store_schema.CHECKPOINT_BYTES  # flush() will

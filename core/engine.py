@@ -224,7 +224,8 @@ class Engine:
         self._sent_times: deque[float] = deque()
         self._counts: dict[Status, int] = {}
         self._failure: StoreError | None = None
-        self._to_mark: list[int] = []  # end-of-data marks waiting for this turn's commit
+        #: End-of-data marks waiting for this turn's journal write: job id -> attempt.
+        self._to_mark: dict[int, int] = {}
         self._resumes: list[Callable[[], None]] = []
         self._marked: set[int] = set()  # committed, marker not yet handed out
         self._commit_scheduled = False
@@ -600,9 +601,10 @@ class Engine:
     # ---- results --------------------------------------------------------------------------
 
     def _on_end_of_data(self, transaction: Transaction, resume: Callable[[], None]) -> bool:
-        """Record "possibly delivered" before the marker goes out (group commit).
+        """Record "possibly delivered" before the marker goes out (one journal write a
+        loop turn: :mod:`core.eod_journal`).
 
-        The first ask holds the marker and queues the job; one commit at the end of this
+        The first ask holds the marker and queues the job; one write at the end of this
         loop turn covers every connection that asked meanwhile, then resumes them, and the
         second ask lets the marker go. If the record cannot be saved, raise: the
         connection is cut and its marker is never written.
@@ -616,7 +618,7 @@ class Engine:
             if self.config.smtp_phases and self.events.per_recipient:
                 self.events.publish(PhaseChanged(job.id, Phase.END_OF_DATA.value))
             return True
-        self._to_mark.append(job.id)
+        self._to_mark[job.id] = job.attempts
         self._resumes.append(resume)
         if not self._commit_scheduled:
             self._commit_scheduled = True
@@ -627,18 +629,17 @@ class Engine:
         """The job's attempt is over: a mark made or pending for it must not let a later
         attempt's marker out unrecorded, nor mark a message that never went out."""
         self._marked.discard(job.id)
-        if job.id in self._to_mark:
-            self._to_mark.remove(job.id)
+        self._to_mark.pop(job.id, None)
 
     def _commit_marks(self) -> None:
         self._commit_scheduled = False
-        ids, self._to_mark = self._to_mark, []
+        marks, self._to_mark = self._to_mark, {}
         resumes, self._resumes = self._resumes, []
-        if not ids:  # every connection that asked ended meanwhile
+        if not marks:  # every connection that asked ended meanwhile
             return
         try:
-            self.store.mark_end_of_data(ids, self.clock())
-            self._marked.update(ids)
+            self.store.mark_end_of_data(list(marks.items()), self.clock())
+            self._marked.update(marks)
         except StoreError as error:
             self._fail_run(error)
         for resume in resumes:

@@ -34,6 +34,7 @@ from typing import Any, Final
 
 from core import __version__
 from core import store_schema as schema
+from core.eod_journal import EODJournal, journal_path, read_marks
 from core.store_schema import StoreError as StoreError
 
 # ---- values -------------------------------------------------------------------------------
@@ -268,7 +269,9 @@ _INSERT_ATTEMPT = (
     "INSERT INTO attempts (recipient_id, started_at, finished_at, mx, address, outcome,"
     " code, enhanced, text, stage, transcript) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_MARK = "UPDATE recipients SET eod_at = ? WHERE id = ?"
+#: An unsettled end-of-data journal record (at, id, attempt) written into its row, where
+#: crash recovery looks: only if no result of that attempt (or a later one) was saved.
+_FOLD = "UPDATE recipients SET eod_at = ? WHERE id = ? AND attempts < ?"
 _PENDING_PAGE = (
     f"SELECT {_STATE_COLUMNS} FROM recipients INDEXED BY recipients_pending"
     f" WHERE {schema.PENDING_WHERE} AND id > ? ORDER BY id LIMIT ?"
@@ -348,8 +351,10 @@ class CampaignStore:
         self._read_only = read_only
         self._failure: StoreError | None = None
         self._queue: list[RecipientUpdate] = []
-        self._queued_ids: set[int] = set()
-        self._marked_since_queued: dict[int, float] = {}
+        #: The end-of-data journal (writable stores only), and its records no saved
+        #: result settles yet: id -> (attempt, time).
+        self._journal = None if read_only else EODJournal(journal_path(path))
+        self._unsettled: dict[int, tuple[int, float]] = {}
         self._fieldset_ids: dict[tuple[str, ...], int] = {}
         self._fieldset_names: dict[int, tuple[str, ...]] = {}
         sender, message, settings = connection.execute(
@@ -369,12 +374,12 @@ class CampaignStore:
         """A new campaign file at ``path``; refuses to replace any existing file."""
         path = Path(path)
         settings_json = _json(dict(settings))
-        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        for leftover in _leftovers(path):
             if leftover.exists():
                 raise StoreError(
                     f"refusing to create {path}: a leftover {leftover.name} from an earlier"
-                    " file of that name is next to it (SQLite would replay it). Move it away"
-                    " or choose another name."
+                    " file of that name is next to it (it would be replayed into the new"
+                    " file). Move it away or choose another name."
                 )
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -439,6 +444,7 @@ class CampaignStore:
                 report = cls._check_read_only(connection, path)
             else:
                 report = cls._upgrade_and_recover(connection, path)
+                _remove_journal(path)  # folded into the file by the recovery just committed
             return cls(path, connection, read_only=read_only), report
         except BaseException as exc:
             connection.close()
@@ -471,6 +477,8 @@ class CampaignStore:
                 cls._migrate(connection, path, version)
             for statement in schema.RECIPIENT_INDEXES:  # an import cut short may lack them
                 connection.execute(statement)
+            marks = read_marks(journal_path(path))
+            connection.executemany(_FOLD, [(m.at, m.id, m.attempt) for m in marks])
             # The attempt happened (its end of data went out) even if its count was not
             # saved yet: counted, a retry cannot make the campaign look untried.
             ambiguous = connection.execute(
@@ -514,6 +522,7 @@ class CampaignStore:
         (in_doubt,) = connection.execute(
             f"SELECT count(*) FROM recipients WHERE {_IN_DOUBT_WHERE}"
         ).fetchone()
+        in_doubt += len(read_marks(journal_path(path)))  # the journal a crash left
         if in_doubt:
             raise StoreError(
                 f"the campaign file {path} needs crash recovery ({in_doubt} recipients whose"
@@ -731,6 +740,7 @@ class CampaignStore:
         """Delete ``ids`` and their attempt logs from the campaign; returns how many rows
         went. Never while an engine runs on this file."""
         self.flush()
+        self._settle([])  # an empty journal: no old record may name a reused id
         pairs = [(rid,) for rid in ids]
         with self._writing("removing recipients") as connection:
             connection.executemany("DELETE FROM attempts WHERE recipient_id = ?", pairs)
@@ -738,32 +748,43 @@ class CampaignStore:
 
     # ---- attempts -----------------------------------------------------------------------
 
-    def mark_end_of_data(self, ids: Sequence[int], at: float) -> None:
-        """Record that the end-of-data marker is about to be written for ``ids``.
+    def mark_end_of_data(self, marks: Sequence[tuple[int, int]], at: float) -> None:
+        """Record that the end-of-data marker of attempt ``attempt`` of each
+        ``(id, attempt)`` is about to be written.
 
-        Committed before returning: send the marker only after this returns. If the process
-        dies before a result for these rows is flushed, they open as AMBIGUOUS.
+        In the end-of-data journal (:mod:`core.eod_journal`) before returning: send the
+        marker only after this returns. If the process dies before a result of that
+        attempt is flushed, the row opens as AMBIGUOUS.
         """
-        if not ids:
+        journal = self._journal
+        self._check_writable("saving the end-of-data mark")
+        if not marks or journal is None:
             return
-        with self._writing("saving the end-of-data mark") as connection:
-            connection.executemany(_MARK, [(at, recipient_id) for recipient_id in ids])
-        queued = self._queued_ids
-        for recipient_id in ids:
-            if recipient_id in queued:
-                # An older queued result must not clear this newer mark when it is flushed.
-                self._marked_since_queued[recipient_id] = at
+        if min(attempt for _, attempt in marks) < 1:
+            # Recovery could never tell such a mark from a settled one.
+            raise ValueError(f"an attempt is counted from 1: {marks!r}")
+        try:
+            journal.append(marks, at)
+        except OSError as exc:
+            self._failure = StoreError(
+                f"saving the end-of-data mark in {journal.path} failed: {exc.strerror}."
+                " Nothing more is sent; free some disk space (or make the folder writable),"
+                " then open the campaign again"
+            )
+            raise self._failure from exc
+        unsettled = self._unsettled
+        for recipient_id, attempt in marks:
+            unsettled[recipient_id] = (attempt, at)
 
     def record(self, update: RecipientUpdate) -> None:
-        """Queue ``update`` in memory; the next :meth:`flush` writes it (and clears eod_at)."""
+        """Queue ``update`` in memory; the next :meth:`flush` writes it (and settles the
+        end-of-data marks of its attempt and earlier ones)."""
         self._check_writable("recording a result")
         if not isinstance(update.status, Status):
             raise TypeError(f"status must be a Status, not {update.status!r}")
         if update.fault not in FAULTS:
             raise ValueError(f"fault must be one of {sorted(FAULTS)}, not {update.fault!r}")
         self._queue.append(update)
-        self._queued_ids.add(update.id)
-        self._marked_since_queued.pop(update.id, None)
 
     @property
     def queued_updates(self) -> int:
@@ -789,13 +810,32 @@ class CampaignStore:
             ]
             if attempts:
                 connection.executemany(_INSERT_ATTEMPT, attempts)
-            if self._marked_since_queued:
-                marks = [(at, rid) for rid, at in self._marked_since_queued.items()]
-                connection.executemany(_MARK, marks)
         self._queue = []
-        self._queued_ids.clear()
-        self._marked_since_queued.clear()
+        self._settle(updates)
         return updates
+
+    def _settle(self, saved: list[RecipientUpdate]) -> None:
+        """Forget the marks that ``saved`` (now committed) settle, by the rule recovery
+        applies to the journal: a result of the marked attempt or a later one. A result
+        of an earlier attempt, queued before the mark, leaves it unsettled."""
+        unsettled = self._unsettled
+        if unsettled:
+            for update in saved:
+                mark = unsettled.get(update.id)
+                if mark is not None and update.attempts >= mark[0]:
+                    del unsettled[update.id]
+        if self._journal is not None:
+            try:
+                self._journal.settle(unsettled)
+            except OSError as exc:
+                self._failure = StoreError(
+                    f"tidying the end-of-data journal {self._journal.path} failed:"
+                    f" {exc.strerror}. Open the campaign again (nothing saved is lost)"
+                )
+                raise self._failure from exc
+
+    def _unsettled_rows(self) -> list[tuple[float, int, int]]:
+        return [(at, rid, attempt) for rid, (attempt, at) in self._unsettled.items()]
 
     def _unknown_ids(self, updates: list[RecipientUpdate]) -> str:
         ids = sorted({update.id for update in updates})
@@ -878,11 +918,11 @@ class CampaignStore:
             raise StoreError("cannot save a copy while results are waiting to be written")
         if path.resolve() == self.path.resolve():
             raise StoreError(f"{path} is the campaign file itself: choose another name")
-        for leftover in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        for leftover in _leftovers(path):
             if leftover.exists():
                 raise StoreError(
                     f"refusing to replace {path}: a leftover {leftover.name} is next to it "
-                    "(SQLite would replay it into the copy). Move it away or choose "
+                    "(it would be replayed into the copy). Move it away or choose "
                     "another name."
                 )
         try:
@@ -894,6 +934,9 @@ class CampaignStore:
             copy = sqlite3.connect(partial)
             try:
                 connection.backup(copy)
+                # Messages whose end of data is out, unanswered yet: possibly delivered.
+                copy.executemany(_FOLD, self._unsettled_rows())
+                copy.commit()
                 copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
             finally:
                 copy.close()
@@ -924,8 +967,16 @@ class CampaignStore:
         try:
             if self._queue and self._failure is None:
                 self.flush()
+            if self._journal is not None and self._failure is None:
+                if self._unsettled:  # e.g. a run abandoned with markers unanswered
+                    with self._writing("saving the end-of-data marks") as writing:
+                        writing.executemany(_FOLD, self._unsettled_rows())
+                    self._unsettled.clear()
+                self._journal.remove()
         finally:
             self._connection = None
+            if self._journal is not None:
+                self._journal.close()  # after a failure, kept for recovery
             connection.close()
 
     def __enter__(self) -> CampaignStore:
@@ -1011,6 +1062,23 @@ class CampaignStore:
         except sqlite3.Error as exc:
             message = schema.describe(exc, self.path, "reading", read_only=self._read_only)
             raise StoreError(message) from exc
+
+
+def _leftovers(path: Path) -> tuple[Path, ...]:
+    """Files an earlier campaign of that name may have left, which would be replayed into
+    a new file there: SQLite's log and index, and the end-of-data journal."""
+    return (Path(f"{path}-wal"), Path(f"{path}-shm"), journal_path(path))
+
+
+def _remove_journal(path: Path) -> None:
+    """After a recovery that folded it: a journal left behind would be folded again (its
+    records are settled by then, so harmlessly), but must not outlive the campaign."""
+    try:
+        journal_path(path).unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot remove {journal_path(path)} after recovering {path}: {exc.strerror}"
+        ) from exc
 
 
 def _update_row(update: RecipientUpdate) -> tuple[object, ...]:

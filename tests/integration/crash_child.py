@@ -6,17 +6,18 @@ real ``core.cli.main``; ``ARGS`` starting with ``rehearse``: the window's engine
 SIGKILLs itself. The kill is real (no exception, no ``finally``, no flush, no SQLite
 rollback); only *where* it lands is chosen, which a kill from outside cannot do with
 precision (inside a store transaction before its COMMIT, between the end-of-data mark's
-commit and the marker). Points that a lab condition can time (after N delivered messages,
+journal write and the marker). Points that a lab condition can time (after N delivered messages,
 an end-of-data reply held by the lab) are killed from the test process instead.
 
 ``POINT`` is ``WHAT:N`` (the Nth time WHAT happens in this process):
 
-* ``txn-build``, ``txn-import``, ``txn-index``, ``txn-mark``, ``txn-flush``,
-  ``txn-recovery``: inside
+* ``txn-build``, ``txn-import``, ``txn-index``, ``txn-flush``, ``txn-recovery``: inside
   the Nth SQLite transaction of that kind, after its statements ran, just before COMMIT
   (seen through :meth:`sqlite3.Connection.set_trace_callback`).
 * ``open``: the Nth ``CampaignStore.open`` (1: the open that follows a new import).
-* ``marked``: right after the Nth ``mark_end_of_data`` committed (marker not yet sent).
+* ``marking``: as the Nth ``mark_end_of_data`` is called (nothing journaled yet).
+* ``marked``: right after the Nth ``mark_end_of_data`` returned: the end-of-data journal
+  holds the marks, the markers are not yet sent.
 * ``recorded``: right after the Nth ``record`` (a result queued, not yet flushed).
 * ``flushed``: right after the Nth flush that wrote something committed.
 * ``tls``: when the Nth TLS handshake starts (STARTTLS answered 220).
@@ -52,14 +53,14 @@ from core.store import CampaignStore, ReportRow, StoreError
 _TRANSACTION_KINDS = (
     ("txn-recovery", "'opened_at'"),
     ("txn-flush", "UPDATE recipients SET status"),
-    ("txn-mark", "UPDATE recipients SET eod_at"),
     ("txn-build", "CREATE TABLE"),
     ("txn-import", "INSERT INTO recipients"),
     ("txn-index", "CREATE INDEX"),
 )
 POINTS = frozenset(
     {kind for kind, _ in _TRANSACTION_KINDS}
-    | {"open", "marked", "recorded", "flushed", "tls", "greylisted", "report", "close"}
+    | {"open", "marking", "marked", "recorded", "flushed", "tls", "greylisted", "report"}
+    | {"close"}
     | {"disk-full", "read-only", "announce"}
 )
 
@@ -215,6 +216,8 @@ def arm(point: str) -> None:
         _watch_transactions(what, fire)
     elif what == "open":
         _before(CampaignStore, "open", fire)
+    elif what == "marking":
+        _before(CampaignStore, "mark_end_of_data", fire)
     elif what == "marked":
         _after("mark_end_of_data", fire)
     elif what == "recorded":

@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from core.engine import FLUSH_INTERVAL
+from core.eod_journal import journal_path, read_marks
 from core.lab import Act, Behaviour, Greylist, Hostile, Stage, TLSMode
 from core.lab.records import ReceivedMessage, Recorder
 from core.lab.world import LabWorld
@@ -91,8 +92,8 @@ TALLY = Tally()
 
 
 def points(kills: list[str]) -> set[str]:
-    """The distinct places in the code or the conversation: ``txn-mark:1`` and
-    ``txn-mark:7`` are one place at two moments of a run."""
+    """The distinct places in the code or the conversation: ``marking:1`` and
+    ``marking:7`` are one place at two moments of a run."""
     return {kill.partition(":")[0] for kill in kills}
 
 
@@ -150,7 +151,16 @@ def check_file(state: Path) -> set[str]:
             "SELECT lower(email) FROM recipients"
             " WHERE eod_at IS NOT NULL AND status IN ('queued', 'deferred')"
         ).fetchall()
-    return {email for (email,) in rows}
+        # Marks still in the end-of-data journal that no saved result settles.
+        journaled = [
+            db.execute(
+                "SELECT lower(email) FROM recipients WHERE id = ? AND attempts < ?"
+                " AND status IN ('queued', 'deferred')",
+                (mark.id, mark.attempt),
+            ).fetchone()
+            for mark in read_marks(journal_path(state))
+        ]
+    return {email for (email,) in rows} | {row[0] for row in journaled if row is not None}
 
 
 async def spawn_armed(point: str, *args: str | Path) -> asyncio.subprocess.Process:
@@ -357,11 +367,11 @@ async def test_the_cli_killed_at_16_points_and_resumed_sends_each_recipient_once
         for point in ("txn-build:1", "txn-import:1", "txn-index:1", "open:1"):
             await d.crash_at(point)
         await d.crash_at("txn-recovery:1")  # the resume's open, in its recovery
-        await d.crash_at("txn-mark:1")  # the first end-of-data mark, before its commit
+        await d.crash_at("marking:1")  # the first end-of-data mark, before its journal write
         await d.crash_at("txn-flush:1")  # the first results, before their commit
         await d.kill_when("after-n-delivered", d.after_messages("mx.slow.test", rng.randint(3, 8)))
-        await d.crash_at(f"txn-mark:{rng.randint(3, 12)}")
-        await d.crash_at(f"marked:{rng.randint(3, 12)}")  # mark committed, "." not sent
+        await d.crash_at(f"marking:{rng.randint(3, 12)}")
+        await d.crash_at(f"marked:{rng.randint(3, 12)}")  # mark journaled, "." not sent
         await d.crash_at(f"recorded:{rng.randint(3, 12)}")  # a result only in memory
         await d.crash_at(f"txn-flush:{rng.randint(2, 5)}")
         await d.crash_at(f"flushed:{rng.randint(2, 5)}")  # committed, not yet announced
@@ -478,7 +488,7 @@ async def test_the_app_killed_mid_send_and_resumed_sends_each_recipient_once(
                 d.after_messages("mx.slow.test", n),
                 await spawn_app(d.state, world),
             )
-        await d.crash_at(f"txn-mark:{d.rng.randint(2, 8)}", app=True)
+        await d.crash_at(f"marking:{d.rng.randint(2, 8)}", app=True)
         await d.crash_at(f"marked:{d.rng.randint(2, 8)}", app=True)
         await d.crash_at(f"txn-flush:{d.rng.randint(2, 4)}", app=True)
         app = await spawn_app(d.state, world, asyncio.subprocess.PIPE)

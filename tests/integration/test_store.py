@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from core import eod_journal, store_schema
 from core import store as store_module
-from core import store_schema
+from core.eod_journal import journal_path
 from core.store import (
     FINAL_STATUSES,
     REPORT_HEADER,
@@ -483,7 +484,7 @@ def test_a_flush_is_all_or_nothing_and_a_failed_one_stops_all_writes(path: Path)
             store.flush()
         assert store.get(1).status is Status.QUEUED  # the good one was not written either
         with pytest.raises(StoreError, match=r"refused: an earlier write .* failed"):
-            store.mark_end_of_data([2], T0)
+            store.mark_end_of_data([(2, 1)], T0)
         with pytest.raises(StoreError, match="refused"):
             store.record(delivered(2))
     store, _ = reopen(path)  # reopening is the way back
@@ -540,7 +541,7 @@ _KILLED_CHILD = textwrap.dedent(
     from core.store import CampaignStore, RecipientUpdate, Status
 
     store, _ = CampaignStore.open(Path(sys.argv[1]))
-    store.mark_end_of_data([1], 1795596000.0)
+    store.mark_end_of_data([(1, 1)], 1795596000.0)
     store.record(RecipientUpdate(2, Status.DELIVERED, attempts=1, code=250, text="Ok"))
     print("marked", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
@@ -579,7 +580,7 @@ def test_recovery_keeps_the_last_reply(path: Path) -> None:
                                      "4.7.1", "try later", "mx1.test")  # fmt: skip
         store.record(greylisted)
         store.flush()
-        store.mark_end_of_data([1, 2], T1)  # the second attempt went as far as the dot
+        store.mark_end_of_data([(1, 2), (2, 1)], T1)  # 1's second attempt reached the dot
         store.record(delivered(2))  # and the server answered for 2
     store, report = reopen(path)
     with store:
@@ -598,16 +599,82 @@ def test_recovery_keeps_the_last_reply(path: Path) -> None:
     assert report == RecoveryReport(requeued=0, ambiguous=0)
 
 
-def test_an_older_queued_result_does_not_clear_a_newer_mark(path: Path) -> None:
+def crash(store: CampaignStore) -> None:
+    """Leave ``store`` as a killed process would: nothing folded, nothing removed."""
+    connection = store._connection
+    assert connection is not None
+    store._connection = None
+    connection.close()
+
+
+def test_an_older_queued_result_does_not_settle_a_newer_mark(path: Path) -> None:
     with make(path, 1) as store:
         store.record(RecipientUpdate(1, Status.DEFERRED, "deferred", T0, attempts=1))
-        store.mark_end_of_data([1], T1)  # the next attempt, before that result was flushed
+        store.mark_end_of_data([(1, 2)], T1)  # the next attempt, before that result was flushed
         store.flush()
-        assert store.get(1).eod_at == T1
-        store.mark_end_of_data([1], T2)
-        store.record(delivered(1))  # the result of that attempt: clears the mark
+        crash(store)
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 1 and store.get(1).eod_at == T1
+
+
+def test_the_result_of_the_marked_attempt_settles_its_mark(path: Path) -> None:
+    with make(path, 2) as store:
+        store.mark_end_of_data([(1, 1), (2, 1)], T1)
+        store.record(delivered(1))  # attempt 1 answered; 2's reply never came
         store.flush()
-        assert store.get(1).eod_at is None
+        crash(store)  # the journal still holds 1's settled record beside 2's
+    assert journal_path(path).stat().st_size > 0
+    store, report = reopen(path)
+    with store:
+        assert report == RecoveryReport(requeued=0, ambiguous=1)
+        assert store.get(1).status is Status.DELIVERED
+        assert (store.get(2).status, store.get(2).eod_at) == (Status.AMBIGUOUS, T1)
+    assert not journal_path(path).exists()  # folded, then removed
+
+
+def test_the_journal_is_emptied_when_every_mark_is_settled(path: Path) -> None:
+    with make(path, 2) as store:
+        store.mark_end_of_data([(1, 1)], T1)
+        assert journal_path(path).stat().st_size > 0
+        store.record(delivered(1))
+        store.flush()
+        assert journal_path(path).stat().st_size == 0
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # one file again
+
+
+def test_a_long_run_compacts_the_journal_to_its_unsettled_marks(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eod_journal, "COMPACT_BYTES", 24 * 10)  # ten records
+    with make(path, 100) as store:
+        store.mark_end_of_data([(100, 1)], T0)  # never answered: keeps the journal busy
+        for rid in range(1, 100):
+            store.mark_end_of_data([(rid, 1)], T1)
+            store.record(delivered(rid))
+            store.flush()
+            assert journal_path(path).stat().st_size < 24 * 12
+        crash(store)
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 1 and store.get(100).status is Status.AMBIGUOUS
+        assert store.counts()[Status.DELIVERED] == 99
+
+
+def test_an_unwritable_journal_stops_the_writes(path: Path) -> None:
+    with make(path, 2) as store:
+        journal_path(path).mkdir()  # os.open fails on it, as on a full or read-only disk
+        with pytest.raises(StoreError, match=r"saving the end-of-data mark in .*-eod failed"):
+            store.mark_end_of_data([(1, 1)], T0)
+        with pytest.raises(StoreError, match="refused"):
+            store.record(delivered(2))
+    journal_path(path).rmdir()
+
+
+def test_create_refuses_a_leftover_journal(path: Path) -> None:
+    journal_path(path).write_bytes(b"")
+    with pytest.raises(StoreError, match=r"leftover .*\.mxm-eod"):
+        make(path, 1)
 
 
 # ---- files that cannot be written ---------------------------------------------------------
@@ -625,7 +692,7 @@ def test_a_read_only_store_refuses_writes_with_a_clear_message(path: Path) -> No
             store.set_settings({"rate": 1})
         assert str(path) in str(err.value)
         with pytest.raises(StoreError, match="refused: an earlier write"):
-            store.mark_end_of_data([1], T0)
+            store.mark_end_of_data([(1, 1)], T0)
 
 
 def test_a_read_only_open_refuses_a_file_open_elsewhere_or_not_closed(path: Path) -> None:
@@ -645,7 +712,7 @@ def test_a_file_that_turns_read_only_stops_the_writes(path: Path) -> None:
             store.flush()
         assert store.queued_updates == 1  # kept, but never written by this store
         with pytest.raises(StoreError, match="refused"):
-            store.mark_end_of_data([2], T0)
+            store.mark_end_of_data([(2, 1)], T0)
     store, _ = reopen(path)
     with store:
         assert store.get(1).status is Status.QUEUED
@@ -653,11 +720,8 @@ def test_a_file_that_turns_read_only_stops_the_writes(path: Path) -> None:
 
 def test_a_read_only_open_refuses_a_file_that_needs_recovery(path: Path) -> None:
     with make(path, 1) as store:
-        store.mark_end_of_data([1], T0)
-        connection = store._connection
-        assert connection is not None
-        store._connection = None  # as if the process had died here
-        connection.close()
+        store.mark_end_of_data([(1, 1)], T0)
+        crash(store)
     with pytest.raises(StoreError, match=r"needs crash recovery .* open it writable once"):
         CampaignStore.open(path, read_only=True)
 
@@ -676,7 +740,7 @@ def test_disk_full_stops_the_writes(path: Path, monkeypatch: pytest.MonkeyPatch)
         saved = store.counts()[Status.QUEUED]
         assert 0 < saved < 10_000 and saved % 100 == 0  # whole batches only
         with pytest.raises(StoreError, match="refused"):
-            store.mark_end_of_data([1], T0)
+            store.mark_end_of_data([(1, 1)], T0)
     store, _ = reopen(path)
     with store:
         assert store.counts()[Status.QUEUED] == saved
@@ -870,3 +934,9 @@ def test_remove_deletes_rows_and_their_attempt_logs(path: Path) -> None:
         assert [s.id for s in store.states()] == [1, 3]
         assert store.attempts(2) == []
         assert sum(store.counts().values()) == 2
+
+
+def test_a_mark_names_a_counted_attempt(path: Path) -> None:
+    """Attempt 0 would look settled to recovery (``attempts < 0`` is never true)."""
+    with make(path, 1) as store, pytest.raises(ValueError, match="counted from 1"):
+        store.mark_end_of_data([(1, 0)], T0)
