@@ -7,13 +7,16 @@ opens the panel at once ("Checking…"), runs the checks as a task on the app's 
 window stays responsive; the checks bound their own time), fills the panel in, and calls
 the window back only on "Send anyway". A sandbox campaign never comes here: its mail
 stays in the lab, and checking the internet for it would mean nothing. The checks ask the
-nameservers and port of the real run's engine configuration (tests point it at a lab).
+nameservers and port of the real run's engine configuration (tests point it at a lab),
+and take its route: with relays configured (the engine configuration's ``relay``), the
+relays are checked and the direct route's checks are shown as not applicable.
 A light is a colour *and* a symbol and a word, so colour is never the only signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -33,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from core.engine import EngineConfig
 from core.preflight import Network, Preflight, Report, Status, run_preflight
-from core.preflight.inputs import DEFAULT_DNSBL, campaign_from_settings
+from core.preflight.inputs import DEFAULT_DNSBL, RelayRoute, campaign_from_settings
 from core.smtp import TLSPolicy
 from core.store import CampaignStore
 from gui.loop import ErrorReporter, spawn
@@ -45,6 +48,9 @@ log = logging.getLogger(__name__)
 
 #: The window's gate before a real Start: check ``session``, call ``proceed`` to go on.
 PreflightGate = Callable[[CampaignSession, Callable[[], None]], object]
+#: The settings a real Start of ``session`` would run with, from the window's settings
+#: (say, the relays the campaign file remembers instead of the Settings' route).
+RunSettings = Callable[[CampaignSession, AppSettings], AppSettings]
 
 #: Each light: a symbol whose shape says it, a word, and the status colour key
 #: (``gui.status_style``: Okabe-Ito colours, readable on light and dark palettes).
@@ -53,10 +59,15 @@ LIGHTS: Final = {
     Status.WARN: ("!", "Warning", "waiting"),
     Status.FAIL: ("✘", "Fail", "bounced"),
     Status.UNKNOWN: ("?", "Unknown", "queued"),
+    Status.NOT_APPLICABLE: ("⊘", "Not applicable", "suppressed"),
 }
 CHECKING: Final = (
     "Checking port 25, reverse DNS, blocklists, SPF, DKIM, DMARC and the recipients' "
     "providers… (a few seconds; nothing is sent)"
+)
+CHECKING_RELAY: Final = (
+    "Checking the relays (connection, TLS, login offered), SPF for the relays, DKIM, DMARC "
+    "and the recipients' providers… (a few seconds; nothing is sent, no login is made)"
 )
 #: Recipients counted between turns of the loop while the domains are read.
 _SLICE: Final = 2000
@@ -65,12 +76,14 @@ _SLICE: Final = 2000
 class PreflightPanel(QDialog):
     """The lights, the results and fixes, and Send anyway / Cancel."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, relay: bool = False) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Pre-flight checks before real sending")
+        self.setWindowTitle(
+            "Pre-flight checks before real sending" + (" through relays" if relay else "")
+        )
         self.resize(860, 560)
         self.report: Report | None = None
-        self.summary = QLabel(CHECKING)
+        self.summary = QLabel(CHECKING_RELAY if relay else CHECKING)
         self.summary.setWordWrap(True)
         #: One label per light, in report order (the symbol and word, coloured).
         self.lights: list[QLabel] = []
@@ -108,6 +121,11 @@ class PreflightPanel(QDialog):
             )
         elif counts[Status.WARN] or counts[Status.UNKNOWN]:
             self.summary.setText("No check failed; read the warnings before sending.")
+        elif counts[Status.NOT_APPLICABLE]:
+            self.summary.setText(
+                f"Every check passed ({counts[Status.NOT_APPLICABLE]} not applicable: the "
+                "mail goes through the relays, not directly from this computer)."
+            )
         else:
             self.summary.setText("Every check passed.")
         for row, result in enumerate(report.results):
@@ -151,8 +169,12 @@ class PreflightRunner:
         *,
         closing: SignalInstance | None = None,
         dnsbl_zones: tuple[str, ...] = (DEFAULT_DNSBL,),
+        run_settings: RunSettings | None = None,
     ) -> None:
         self.parent = parent
+        #: The settings a real Start of a session runs with (its route included); None:
+        #: the window's settings as they are.
+        self.run_settings = run_settings
         #: Emitted when the window closes: an open panel is cancelled, its checks stop.
         self.closing = closing
         self.settings = settings
@@ -165,7 +187,7 @@ class PreflightRunner:
     def __call__(self, session: CampaignSession, proceed: Callable[[], None]) -> PreflightPanel:
         if session.sandboxed:  # never: the window gates real sessions only
             raise RuntimeError("a sandbox campaign is never checked against the internet")
-        panel = PreflightPanel(self.parent)
+        panel = PreflightPanel(self.parent, relay=bool(self._settings(session).relay_list))
         panel.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         panel.setWindowModality(Qt.WindowModality.WindowModal)
         task = spawn(self._run(panel, session), self.reporter)
@@ -180,10 +202,16 @@ class PreflightRunner:
         panel.open()
         return panel
 
+    def _settings(self, session: CampaignSession) -> AppSettings:
+        settings = self.settings()
+        return settings if self.run_settings is None else self.run_settings(session, settings)
+
     async def _run(self, panel: PreflightPanel, session: CampaignSession) -> None:
         try:
-            settings = self.settings()
-            config = self.config_factory(settings)
+            settings = self._settings(session)
+            # The run's configuration, without its login: pre-flight never logs in, so
+            # it needs no password (the keyring is not asked; Start asks it).
+            config = self.config_factory(dataclasses.replace(settings, relay_user=""))
             preflight = await window_preflight(
                 session.store, settings, config, fresh=session.fresh,
                 dnsbl_zones=self.dnsbl_zones,
@@ -208,7 +236,8 @@ async def window_preflight(
 ) -> Preflight:
     """What a real Start would send, as the checks see it: a fresh campaign takes the
     settings' HELO, DKIM and List-Unsubscribe at Start (``campaign_settings``), a resumed
-    one keeps its own; the nameservers, port and STARTTLS policy are the run's."""
+    one keeps its own; the nameservers, port, STARTTLS policy and route (direct, or the
+    relays) are the run's."""
     effective: Mapping[str, object] = (
         campaign_settings(store.settings, settings) if fresh else store.settings
     )
@@ -219,8 +248,18 @@ async def window_preflight(
         port=config.port,
         dnsbl_zones=dnsbl_zones,
         starttls_required=config.tls is TLSPolicy.REQUIRE,
+        relay=_route(config, settings),
     )
     return Preflight(campaign, network)
+
+
+def _route(config: EngineConfig, settings: AppSettings) -> RelayRoute | None:
+    """The run's relays (the engine configuration's), with the login's user name from
+    ``settings`` (the configuration was made without the login: no password needed)."""
+    if config.relay is None:
+        return None
+    route = RelayRoute.of(config.relay)
+    return dataclasses.replace(route, user=route.user or settings.relay_user or None)
 
 
 async def pending_domains(store: CampaignStore) -> dict[str, int]:

@@ -3,7 +3,9 @@
 Exit codes: 0 no check failed (warnings and unknowns are shown, not fatal), 1 some check
 failed, 2 usage or input errors (nothing checked). The campaign comes from a campaign
 file (``--state``) or from a CSV and a sender; defaults are real use (the system's
-resolver, port 25, Spamhaus ZEN); tests give lab nameservers, ports and zones.
+resolver, port 25, Spamhaus ZEN); tests give lab nameservers, ports and zones. With
+``mxmailer send``'s relay options (``--relay`` …) the relay route is checked instead of
+the direct one; the relay password is not needed (pre-flight does not log in).
 """
 
 from __future__ import annotations
@@ -17,9 +19,18 @@ import textwrap
 from pathlib import Path
 from typing import Final, TextIO
 
+from core import relay_cli
 from core.dns import parse_nameserver
 from core.outgoing import SANDBOX, DKIMSettings
-from core.preflight.inputs import DEFAULT_DNSBL, Network, Preflight, from_csv, from_store
+from core.preflight.inputs import (
+    DEFAULT_DNSBL,
+    Network,
+    Preflight,
+    RelayRoute,
+    from_csv,
+    from_store,
+    relay_route,
+)
 from core.preflight.report import EXIT_USAGE, Report, Status
 from core.preflight.runner import run_preflight
 from core.recipients import RecipientsError
@@ -28,8 +39,9 @@ from core.store import CampaignStore, StoreError
 #: How each light is written: a word always (colour is not the only signal), coloured on
 #: a terminal.
 LABEL: Final = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL",
-                Status.UNKNOWN: "  ? "}
-_COLOUR: Final = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.UNKNOWN: "36"}
+                Status.UNKNOWN: "  ? ", Status.NOT_APPLICABLE: "N/A "}
+_COLOUR: Final = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31", Status.UNKNOWN: "36",
+                  Status.NOT_APPLICABLE: "2"}
 _WIDTH: Final = 100
 
 
@@ -56,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         " default: the one this machine uses towards recipient MX hosts)")
     parser.add_argument("--dnsbl", action="append", default=[], metavar="ZONE",
                         help=f"a DNS blocklist zone (repeatable; default: {DEFAULT_DNSBL})")
+    # The same relay options as `mxmailer send`: check the route a send with them takes.
+    relay_cli.add_arguments(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -85,7 +99,8 @@ def render(report: Report, *, colour: bool = False) -> str:
                                        subsequent_indent="            "))
     counts = {status: sum(r.status is status for r in report.results) for status in Status}
     lines.append("")
-    lines.append(", ".join(f"{counts[s]} {s.value}" for s in Status))
+    shown = [s for s in Status if s is not Status.NOT_APPLICABLE or counts[s]]
+    lines.append(", ".join(f"{counts[s]} {s.value}" for s in shown))
     return "\n".join(lines) + "\n"
 
 
@@ -152,4 +167,19 @@ def _network(args: argparse.Namespace) -> Network:
     zones = tuple(zone.strip(".").lower() for zone in args.dnsbl) or (DEFAULT_DNSBL,)
     if any(not zone or " " in zone for zone in zones):
         raise UsageError("--dnsbl takes a DNS zone, e.g. zen.spamhaus.org")
-    return Network(nameservers, args.port, tuple(addresses), zones)
+    return Network(nameservers, args.port, tuple(addresses), zones, relay=_relay(args))
+
+
+def _relay(args: argparse.Namespace) -> RelayRoute | None:
+    """``mxmailer send``'s relay options, checked as a send checks them (names, ports, the
+    CA file), except that the password is not looked for: pre-flight does not log in."""
+    if args.relay and getattr(args, "direct", False):  # --direct: where send has it
+        raise UsageError("--relay and --direct cannot be used together")
+    try:
+        return relay_route(
+            args.relay, implicit_tls=args.relay_security == "tls",
+            user=args.relay_user or "",
+            cafile="" if args.relay_cafile is None else str(args.relay_cafile),
+        )
+    except ValueError as error:
+        raise UsageError(str(error)) from None

@@ -1,5 +1,7 @@
 """What several checks share, found once per run: the campaign's routes grouped by
-provider, the probes of the top destinations, the outgoing addresses, their reverse DNS.
+provider, the probes of the top destinations, the outgoing addresses, their reverse DNS;
+in relay mode the relays' addresses and the probes of the relays (banner, TLS as
+configured, the EHLO after it; never a login).
 
 Each fact is computed on first use and awaited by every check that needs it (one task
 per fact), so the checks can run concurrently without asking twice. Owns no policy: what
@@ -16,12 +18,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from core.connection import ConnectionConfig, Target, Timeouts, deliver
+from core.connection import ConnectionConfig, Target, Timeouts, TLSInfo, deliver
 from core.destinations import registered_domain
 from core.dns import MXHost, MXResolver, Route, RouteFailure
-from core.preflight.inputs import Preflight
+from core.preflight.inputs import Preflight, RelayRoute
 from core.preflight.lookup import Lookups
-from core.smtp import Extensions, Phase, Reply, SessionConfig, TLSPolicy
+from core.relay import Relay
+from core.smtp import Extensions, FailureKind, Phase, Reply, SessionConfig, TLSPolicy
 
 #: Recipient domains whose MX is resolved (the most common first); the rest are counted
 #: as "not looked up" so that a million-domain list costs seconds, not hours.
@@ -85,6 +88,39 @@ class Reverse:
     names: tuple[str, ...]
     confirmed: str | None
     problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RelayAddresses:
+    """The addresses a relay's name resolves to (IPv4 first), or why there are none."""
+
+    relay: Relay
+    addresses: tuple[str, ...]
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayProbe:
+    """One connection to a relay as a send makes it (TLS as configured, the certificate
+    verified), ended after the EHLO that follows TLS: no login, no mail.
+
+    ``address`` None: the name did not resolve. ``banner``: the greeting (None: none
+    came). ``tls``: the handshake's outcome (None: no TLS). ``extensions``: the EHLO
+    keywords after TLS (None: that EHLO was never answered). ``failure``/``problem``:
+    why the conversation ended early."""
+
+    relay: Relay
+    address: str | None
+    connected: bool
+    banner: Reply | None
+    tls: TLSInfo | None
+    extensions: Extensions | None
+    failure_kind: FailureKind | None = None
+    problem: str = ""
+
+    @property
+    def greeted(self) -> bool:
+        return self.banner is not None and self.banner.code == 220
 
 
 class Facts:
@@ -180,6 +216,99 @@ class Facts:
         greeted = banner is not None and banner.code == 220 and len(replies) > 1
         extensions = report.extensions if greeted else None
         return Probe(group.name, host.name, address, connected, banner, extensions, problem)
+
+    # ---- relay mode: the relays ------------------------------------------------------
+
+    @property
+    def relay(self) -> RelayRoute:
+        """The relay route (only asked in relay mode)."""
+        route = self.network.relay
+        if route is None:
+            raise RuntimeError("a relay check ran without a relay route")
+        return route
+
+    async def relay_addresses(self) -> tuple[RelayAddresses, ...]:
+        """The first ``network.relay_probes`` relays' addresses, in the order given."""
+        result: tuple[RelayAddresses, ...] = await self._once(
+            "relay-addresses", self._relay_addresses
+        )
+        return result
+
+    async def _relay_addresses(self) -> tuple[RelayAddresses, ...]:
+        relays = self.relay.relays[: self.network.relay_probes]
+        return tuple(await asyncio.gather(*(self._relay_address(relay) for relay in relays)))
+
+    async def _relay_address(self, relay: Relay) -> RelayAddresses:
+        """Through the configured nameservers (as every preflight lookup); with the
+        system's configuration, the system's resolver too (``/etc/hosts``), as a send
+        resolves relay names (``core.relay.relay_hosts``)."""
+        try:
+            return RelayAddresses(relay, (str(ipaddress.ip_address(relay.host)),))
+        except ValueError:
+            pass
+        answer = await self.lookups.addresses(relay.host)
+        if answer.records:
+            return RelayAddresses(relay, tuple(dict.fromkeys(answer.records)))
+        problem = answer.problem or (
+            f"{relay.host} does not exist" if answer.nxdomain else f"{relay.host} has no address"
+        )
+        if self.network.nameservers is None:
+            loop = asyncio.get_running_loop()
+            try:
+                infos = await loop.getaddrinfo(relay.host, relay.port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError):
+                return RelayAddresses(relay, (), problem)
+            ordered = sorted(infos, key=lambda info: info[0] != socket.AF_INET)
+            found = tuple(dict.fromkeys(str(info[4][0]) for info in ordered))
+            if found:
+                return RelayAddresses(relay, found)
+        return RelayAddresses(relay, (), problem)
+
+    async def relay_probes(self) -> tuple[RelayProbe, ...]:
+        result: tuple[RelayProbe, ...] = await self._once("relay-probes", self._relay_probes)
+        return result
+
+    async def _relay_probes(self) -> tuple[RelayProbe, ...]:
+        found = await self.relay_addresses()
+        return tuple(await asyncio.gather(*(self._relay_probe(each) for each in found)))
+
+    async def _relay_probe(self, found: RelayAddresses) -> RelayProbe:
+        relay = found.relay
+        if not found.addresses:
+            return RelayProbe(relay, None, False, None, None, None, None, found.problem)
+        address = found.addresses[0]
+        route = self.relay
+        try:
+            context = route.tls_context()
+        except ValueError as error:  # an unusable CA file: nothing to connect with
+            return RelayProbe(relay, address, False, None, None, None, FailureKind.LOCAL,
+                              str(error))
+        limit = self.network.probe_timeout
+        timeouts = Timeouts(
+            connect=limit, greeting=limit, command=limit, tls_handshake=limit,
+            quit=min(limit, 2.0), session=limit * 3,
+        )
+        session = SessionConfig(self.campaign.helo, TLSPolicy.REQUIRE,
+                                implicit_tls=route.implicit_tls)
+        config = ConnectionConfig(session, timeouts, tls_context=context)
+        report = await deliver(Target(relay.host, address, relay.port), [], config)
+        replies = [entry for kind, entry in report.transcript.entries if kind == "S"]
+        banner = replies[0] if replies and isinstance(replies[0], Reply) else None
+        failure = report.failure
+        connected = failure is None or failure.phase is not Phase.CONNECT
+        problem = ""
+        kind = None
+        if failure is not None:
+            kind = failure.kind
+            said = f"{failure.reply.code} {failure.reply.text}" if failure.reply else ""
+            problem = failure.detail or said or failure.kind.value
+        # The EHLO after TLS answered: the session went on to QUIT (or failed later).
+        after_tls = report.tls is not None and (
+            failure is None or failure.phase in (Phase.QUIT, Phase.CLOSED)
+        )
+        extensions = report.extensions if after_tls else None
+        return RelayProbe(relay, address, connected, banner, report.tls, extensions, kind,
+                          problem)
 
     # ---- the outgoing address and its reverse DNS ------------------------------------------
 

@@ -1,5 +1,7 @@
 """What a preflight is asked about: the campaign (who sends, to which domains, signed
-how, with which unsubscribe) and where to look (nameservers, port, addresses, DNSBLs).
+how, with which unsubscribe), the route the mail takes (direct to the recipients' MX
+hosts, or through relays: :class:`RelayRoute`) and where to look (nameservers, port,
+addresses, DNSBLs).
 
 Built from a campaign file (``from_store``) or from the command line's CSV and flags
 (``from_csv``); the window builds it from its settings and the open campaign. Reads
@@ -8,8 +10,9 @@ files; no network.
 
 from __future__ import annotations
 
+import ssl
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
@@ -23,6 +26,7 @@ from core.outgoing import (
     dkim_settings,
 )
 from core.recipients import ImportSummary, read_recipients
+from core.relay import Relay, RelayConfig, check_cafile, parse_relays, verified_context
 from core.store import CampaignStore, Status
 
 #: The blocklist asked when none is given: Spamhaus ZEN (SBL, CSS, XBL and PBL in one).
@@ -35,6 +39,9 @@ PROBE_TIMEOUT: Final = 8.0
 CHECK_TIMEOUT: Final = 20.0
 #: Recipient MX hosts probed on port 25: the top destinations, one per provider.
 PROBES: Final = 3
+#: Relays probed (banner, TLS, AUTH) and whose addresses SPF is evaluated for: the
+#: first ones given (failover: the first takes the traffic while it answers).
+RELAY_PROBES: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,50 @@ class Campaign:
 
 
 @dataclass(frozen=True, slots=True)
+class RelayRoute:
+    """Relay mode as the checks see it: the relays in the order given, how they are
+    secured, the CA file and the login's user name. No password: pre-flight never logs
+    in (it only reads whether AUTH is offered); the login itself is tried at Start."""
+
+    relays: tuple[Relay, ...]
+    implicit_tls: bool = False
+    cafile: str | None = None
+    user: str | None = None
+
+    @classmethod
+    def of(cls, config: RelayConfig) -> RelayRoute:
+        """The route a send with ``config`` takes (the engine's relay settings)."""
+        user = config.credentials.user if config.credentials is not None else None
+        return cls(config.relays, config.implicit_tls, config.cafile, user)
+
+    @property
+    def security(self) -> str:
+        return "TLS from the first byte" if self.implicit_tls else "STARTTLS"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """Verified as a send verifies (``core.relay``): the CA file or the system's CAs,
+        the host name checked."""
+        return verified_context(self.cafile)
+
+
+def relay_route(
+    hosts: Sequence[str], *, implicit_tls: bool, user: str = "", cafile: str = ""
+) -> RelayRoute | None:
+    """The relay route from ``mxmailer send``'s relay options (``core.relay_cli``'s
+    ``--relay``, ``--relay-security``, ``--relay-user``, ``--relay-cafile``), checked as
+    a send checks them, but without looking for the password (pre-flight does not log
+    in). None without relays; ``ValueError`` with a message for the user."""
+    if not hosts:
+        if user or cafile:
+            raise ValueError("--relay-user and --relay-cafile need --relay")
+        return None
+    relays = parse_relays(hosts, implicit_tls=implicit_tls)
+    if cafile:
+        check_cafile(cafile)
+    return RelayRoute(relays, implicit_tls, cafile or None, user or None)
+
+
+@dataclass(frozen=True, slots=True)
 class Network:
     """Where to look. ``nameservers`` None: the system's; ``source_addresses``: the
     outgoing addresses to check (empty: learnt from a route to a recipient MX)."""
@@ -74,6 +125,10 @@ class Network:
     probes: int = PROBES
     #: STARTTLS is required by the send settings: a destination without it will fail.
     starttls_required: bool = False
+    #: Relay mode: mail goes to these relays, not to the recipients' MX hosts (None:
+    #: direct). The direct route's checks are then not applicable; the relays are checked.
+    relay: RelayRoute | None = None
+    relay_probes: int = RELAY_PROBES
 
 
 @dataclass(frozen=True, slots=True)

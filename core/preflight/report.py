@@ -26,16 +26,21 @@ RELAY_ADVICE: Final = (
 
 
 class Status(enum.Enum):
-    """A traffic light. ``UNKNOWN`` is not "clean": the check could not tell."""
+    """A traffic light. ``UNKNOWN`` is not "clean": the check could not tell.
+    ``NOT_APPLICABLE``: the check is about a route the mail does not take (the direct
+    route's checks in relay mode); neither a pass nor a fail."""
 
     PASS = "pass"
     WARN = "warn"
     FAIL = "fail"
     UNKNOWN = "unknown"
+    NOT_APPLICABLE = "n/a"
 
 
 #: Worst first: a check with several findings shows the worst of them.
-SEVERITY: Final = {Status.FAIL: 3, Status.WARN: 2, Status.UNKNOWN: 1, Status.PASS: 0}
+SEVERITY: Final = {
+    Status.FAIL: 3, Status.WARN: 2, Status.UNKNOWN: 1, Status.PASS: 0, Status.NOT_APPLICABLE: -1,
+}
 
 
 def worst(statuses: list[Status]) -> Status:

@@ -20,6 +20,7 @@ from core.preflight import (
     helo,
     port25,
     providers,
+    relay_checks,
     reverse,
     spf_check,
     starttls,
@@ -53,8 +54,51 @@ CHECKS: Final = (
     Check(starttls.KEY, starttls.TITLE, starttls.check),
 )
 
+_RELAYS_DELIVER = "the relays deliver the mail, "
+#: Relay mode: the relays first, then the domain (SPF for the relays' addresses), then
+#: the direct route's checks, shown as not applicable (they are about this machine
+#: delivering to the recipients' MX hosts, which it does not do in relay mode).
+RELAY_CHECKS: Final = (
+    Check(relay_checks.REACH_KEY, relay_checks.REACH_TITLE, relay_checks.reach),
+    Check(relay_checks.TLS_KEY, relay_checks.TLS_TITLE, relay_checks.tls),
+    Check(relay_checks.AUTH_KEY, relay_checks.AUTH_TITLE, relay_checks.auth),
+    Check(spf_check.KEY, spf_check.TITLE, spf_check.check),
+    Check(dkim_record.KEY, dkim_record.TITLE, dkim_record.check),
+    Check(dmarc.KEY, dmarc.TITLE, dmarc.check),
+    Check(unsubscribe.KEY, unsubscribe.TITLE, unsubscribe.check),
+    Check(providers.KEY, providers.TITLE, providers.check),
+    Check(port25.KEY, port25.TITLE, relay_checks.not_applicable(
+        port25.KEY, port25.TITLE,
+        _RELAYS_DELIVER + "so this machine never connects to port 25.")),
+    Check("rdns", "Reverse DNS", relay_checks.not_applicable(
+        "rdns", "Reverse DNS",
+        _RELAYS_DELIVER + "so receivers see the relays' addresses and reverse DNS, not "
+        "this machine's.")),
+    Check(helo.KEY, helo.TITLE, relay_checks.not_applicable(
+        helo.KEY, helo.TITLE,
+        _RELAYS_DELIVER + "so receivers see the relays' HELO names, not this machine's.")),
+    Check(dnsbl.KEY, dnsbl.TITLE, relay_checks.not_applicable(
+        dnsbl.KEY, dnsbl.TITLE,
+        _RELAYS_DELIVER + "so a listing of this machine's address (a home address in the "
+        "PBL, say) does not matter to receivers.")),
+    Check(starttls.KEY, starttls.TITLE, relay_checks.not_applicable(
+        starttls.KEY, starttls.TITLE,
+        _RELAYS_DELIVER + "so encryption to the recipients' servers is the relays' "
+        "business; the connection to the relay is checked above.")),
+)
 
-async def run_preflight(preflight: Preflight, checks: tuple[Check, ...] = CHECKS) -> Report:
+
+def checks_for(preflight: Preflight) -> tuple[Check, ...]:
+    """The checks of the route ``preflight`` takes: direct, or through relays."""
+    return CHECKS if preflight.network.relay is None else RELAY_CHECKS
+
+
+async def run_preflight(
+    preflight: Preflight, checks: tuple[Check, ...] | None = None
+) -> Report:
+    """Every check of the route (``checks_for``), or the ``checks`` given."""
+    if checks is None:
+        checks = checks_for(preflight)
     facts = Facts(preflight)
     try:
         found = await asyncio.gather(*(_run(check, facts) for check in checks))

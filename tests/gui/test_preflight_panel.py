@@ -6,6 +6,7 @@ to the count confirmation and the run; a sandbox campaign never gets it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from core.dns import parse_nameserver
 from core.engine import EngineConfig
+from core.lab import LabTLS
 from core.lab.world import LabWorld
 from core.preflight import Status
 from core.store import CampaignStore, NewRecipient
@@ -27,7 +29,8 @@ from gui.sandbox import LAB_TIMEOUTS
 from gui.settings_model import AppSettings, Delivery, real_engine_config
 from gui.state import RunState
 from gui.status_style import status_color
-from tests.gui.conftest import running
+from tests.gui.conftest import CLOSE_TIMEOUT_MS, running
+from tests.integration.relay_servers import SubmissionServer
 from tests.preflight.support import BLOCKLIST, HELO, SELECTOR, SENDER, lab_world, write_key
 
 pytestmark = pytest.mark.gui
@@ -207,3 +210,55 @@ def test_closing_the_window_while_checking_leaves_nothing_running(
     # well before the tarpit's probe would time out (8 s): the checks were cancelled
     qtbot.waitUntil(lambda: all(task.done() for task in asyncio.all_tasks(qloop)),
                     timeout=3000)
+
+
+@contextlib.contextmanager
+def serving(
+    server: SubmissionServer, loop: EngineEventLoop, qtbot: QtBot
+) -> Iterator[SubmissionServer]:
+    """A relay started on the app's loop for the block, then stopped."""
+    started = loop.create_task(server.start())
+    qtbot.waitUntil(started.done, timeout=CLOSE_TIMEOUT_MS)
+    started.result()
+    try:
+        yield server
+    finally:
+        stopped = loop.create_task(server.stop())
+        qtbot.waitUntil(stopped.done, timeout=CLOSE_TIMEOUT_MS)
+
+
+def test_in_relay_mode_the_panel_shows_the_relay_checks(
+    window: MainWindow, lab: LabWorld, key: Path, tmp_path: Path, qtbot: QtBot,
+    qloop: EngineEventLoop, questions: list[tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MXMAILER_RELAY_PASSWORD", raising=False)  # none needed to check
+    tls = LabTLS(("relay.lab.test",))
+    lab.zone.add_a("relay.lab.test", "127.0.0.1")
+    with serving(SubmissionServer("alice", "never-given", tls=tls), qloop, qtbot) as relay:
+        window.apply_settings(dataclasses.replace(
+            real(key), relays=f"relay.lab.test:{relay.port}", relay_user="alice",
+            relay_cafile=str(tls.write_ca(tmp_path / "ca.pem")),
+        ))
+        open_real_campaign(window, tmp_path / "real.mxm", ["ada@good.test"])
+        panel = checked(window, qtbot)
+        assert "relays" in panel.windowTitle()
+        report = panel.report
+        assert report is not None
+        lights = {result.key: result.status for result in report.results}
+        assert lights == {
+            **dict.fromkeys(("relay", "relay-tls", "relay-auth", "spf", "dkim", "dmarc",
+                             "unsubscribe", "providers"), Status.PASS),
+            **dict.fromkeys(("port25", "rdns", "helo", "dnsbl", "starttls"),
+                            Status.NOT_APPLICABLE),
+        }, report.results
+        assert "tried at Start" in report.get("relay-auth").result
+        shown = [light.text() for light in panel.lights]
+        assert shown[:3] == ["✔ Pass"] * 3  # the relay's checks come first
+        assert shown.count("⊘ Not applicable") == 5
+        assert panel.summary.text().startswith("Every check passed")
+        panel.cancel_button.click()
+        assert relay.auth_commands == [] and relay.messages == []  # no login, no mail
+    assert questions == [] and window.context().run is RunState.READY
+    assert lab.messages() == []
+    assert lab.server("mx.good.test").recorder.connections == []  # no port 25 probe

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
+from core.lab import LabTLS
 from core.lab.world import LabWorld
 from core.store import CampaignStore, NewRecipient
+from tests.integration.relay_servers import NO_KEYRING, SubmissionServer
 from tests.preflight.support import BLOCKLIST, SELECTOR, SENDER
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def mxmailer(*args: str | Path, timeout: float = 60) -> tuple[int, str, str]:
+async def mxmailer(*args: str | Path, timeout: float = 60,
+                   env: dict[str, str] | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "core.cli", *map(str, args), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
@@ -87,7 +91,35 @@ async def test_usage_errors_exit_2() -> None:
         ["--state", "a.mxm", "--nameserver", "ns.example.test"],
         ["--state", "a.mxm", "--source-address", "not-an-ip"],
         ["--state", "a.mxm", "--dkim-selector", "mx1"],
+        ["--state", "a.mxm", "--relay-user", "alice"],  # a relay login needs --relay
+        ["--state", "a.mxm", "--relay", "relay.test:99999"],
+        ["--state", "a.mxm", "--relay", "relay.test", "--relay-cafile", "missing.pem"],
     ):
         code, _, err = await mxmailer("preflight", *args)
         assert code == 2, (args, err)
         assert err.startswith("mxmailer preflight: "), (args, err)
+
+
+async def test_the_relay_options_check_the_relay_route_without_a_password(
+    world: LabWorld, key: Path, tmp_path: Path
+) -> None:
+    tls = LabTLS(("relay.lab.test",))
+    world.zone.add_a("relay.lab.test", "127.0.0.1")
+    # no password anywhere: no keyring entry, no MXMAILER_RELAY_PASSWORD, no terminal
+    env = {k: v for k, v in os.environ.items() if k != "MXMAILER_RELAY_PASSWORD"}
+    env["PYTHON_KEYRING_BACKEND"] = NO_KEYRING
+    async with SubmissionServer("alice", "never-given", tls=tls) as server:
+        code, out, err = await mxmailer(
+            "preflight", "--recipients", recipients(tmp_path, "ada@good.test"),
+            "--sender", SENDER, "--dkim-key", key, "--dkim-selector", SELECTOR,
+            "--list-unsubscribe-url", "https://sender.test/u", *lab(world),
+            "--relay", f"relay.lab.test:{server.port}", "--relay-user", "alice",
+            "--relay-cafile", tls.write_ca(tmp_path / "ca.pem"), env=env,
+        )
+    assert code == 0, out + err
+    assert "[PASS] Relay reachable" in out and "[PASS] Relay TLS and certificate" in out
+    assert "[PASS] Relay login offered" in out and "tried at Start" in out
+    assert "[PASS] SPF of the sender domain" in out and "relay relay.lab.test" in out
+    assert "[N/A ] Outbound port 25" in out and "[N/A ] DNS blocklists" in out
+    assert out.rstrip().endswith("8 pass, 0 warn, 0 fail, 0 unknown, 5 n/a")
+    assert server.auth_commands == [] and server.logins == []
