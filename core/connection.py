@@ -239,6 +239,10 @@ class _Driver(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._buffer = memoryview(bytearray(_READ_BUFFER))
         self._paused = False
+        #: A TLS handshake is under way: nothing may be written on the plaintext transport,
+        #: though a server's first TLS bytes (its greeting, with implicit TLS) may already
+        #: reach the session before start_tls() hands over the new transport.
+        self.handshaking = False
         self._body_chunks = 0  # body chunks written: each one restarts the body's clock
         self._seen_progress = -1
         self._timed_phase: Phase | None = None
@@ -298,7 +302,7 @@ class _Driver(asyncio.BufferedProtocol):
             # Write until the session has nothing more or the transport pushes back
             # (pause_writing() is called from inside write()); resume_writing() pumps again.
             # Bytes the kernel takes at once never pause us, so we must not stop sooner.
-            while transport is not None and not self._paused:
+            while transport is not None and not self._paused and not self.handshaking:
                 try:
                     data = session.data_to_send(BODY_CHUNK * 4)
                 except Exception as error:  # the end-of-data hook could not record
@@ -529,17 +533,20 @@ class SMTPConnection:
         transport = driver.transport
         assert transport is not None
         context = self.config.tls_context or _unverified_context()
+        driver.handshaking = True
         try:
             upgraded = await asyncio.wait_for(
                 loop.start_tls(transport, driver, context, server_hostname=self.target.host),
                 self.config.timeouts.tls_handshake,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as error:
+            driver.handshaking = False
             detail = "no answer in time" if isinstance(error, TimeoutError) else str(error)
             driver.session.tls_failed(detail or type(error).__name__)
             driver.pump()
             driver.finish()
             return
+        driver.handshaking = False
         if upgraded is None:  # the transport closed under us
             driver.session.connection_lost("during the TLS handshake")
             driver.pump()

@@ -9,8 +9,6 @@ import socket
 from pathlib import Path
 from typing import Final
 
-import pytest
-
 from core.lab import LabTLS
 from core.lab.world import LabWorld
 from core.preflight import Report, Status
@@ -98,12 +96,6 @@ async def test_implicit_tls_on_its_own_port(world: LabWorld, key: Path, tmp_path
     assert server.auth_commands == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/connection.py, implicit TLS: the relay's banner can arrive through the TLS "
-    "layer before start_tls() returns, and EHLO is then written to the raw socket (the "
-    "relay closes); remove this mark when the connection holds its writes until TLS is up",
-)
 async def test_implicit_tls_reads_the_auth_offered_after_the_greeting(
     world: LabWorld, key: Path, tmp_path: Path
 ) -> None:
