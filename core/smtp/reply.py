@@ -48,7 +48,7 @@ class Reply:
     @property
     def text(self) -> str:
         """All lines joined by a space, as a user reads the reply in one cell."""
-        return " ".join(line for line in self.lines if line)
+        return " ".join(filter(None, self.lines))
 
     @property
     def is_positive(self) -> bool:
