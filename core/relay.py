@@ -7,6 +7,11 @@ the certificate always verified against the system's CAs or a given CA file, hos
 included) and logged in to (AUTH PLAIN or LOGIN, :class:`core.smtp.Credentials`), and how
 relay names become the route every recipient takes. The engine keeps everything else:
 queues, retries, results per recipient, the campaign file.
+
+Also owns how a campaign file remembers its route (:data:`ROUTE`,
+:class:`CampaignRoute`): once a real send started through relays, resuming the campaign
+without saying otherwise keeps them, so a crash or a Ctrl-C never turns a relayed
+campaign into direct delivery from this computer. The password is never part of it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from core.credentials import RELAY, PasswordError
 from core.dns import MXHost
@@ -27,6 +33,12 @@ SUBMISSION_PORT = 587  # RFC 6409, STARTTLS
 SUBMISSIONS_PORT = 465  # RFC 8314, implicit TLS
 #: The provider name every relay shares (one concurrency budget for the relay set).
 PROVIDER = "relay"
+#: The campaign setting (``core.store.CampaignStore.settings``) that remembers how the
+#: campaign's mail is routed once a real send started: what :meth:`CampaignRoute.setting`
+#: writes, read by :func:`campaign_route`. Absent: no real send started yet, or a file
+#: from before routes were remembered (it resumes directly, as it was sent).
+ROUTE: Final = "route"
+_SECURITY: Final = {"starttls": False, "tls": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +172,113 @@ async def relay_hosts(config: RelayConfig) -> tuple[tuple[MXHost, ...], list[str
         addresses = tuple(dict.fromkeys(str(info[4][0]) for info in ordered))
         hosts.append(MXHost(relay.name, position, addresses))
     return tuple(hosts), problems
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRoute:
+    """How a campaign's mail goes, as its file remembers it: through ``relays`` (each as
+    :attr:`Relay.name` gives it, port included, in the order tried), secured and logged
+    in to as given, or (no relays) directly to the recipients' MX hosts.
+
+    Only the login's user name is kept: the password is looked up again each time
+    (:mod:`core.credentials`), and never written to the campaign file."""
+
+    relays: tuple[str, ...] = ()
+    #: TLS from the first byte rather than STARTTLS.
+    implicit_tls: bool = False
+    #: The CA file's absolute path ("" : the system's CAs).
+    cafile: str = ""
+    #: The login's user name ("": no login).
+    user: str = ""
+
+    @property
+    def direct(self) -> bool:
+        return not self.relays
+
+    @property
+    def security(self) -> str:
+        """As ``--relay-security`` and the window's settings name it."""
+        return "tls" if self.implicit_tls else "starttls"
+
+    def describe(self) -> str:
+        """``the relay smtp.example.test:587``, ``the relays a:587, b:2587``, or direct."""
+        if self.direct:
+            return "direct delivery to the recipients' MX hosts"
+        noun = "relay" if len(self.relays) == 1 else "relays"
+        return f"the {noun} {', '.join(self.relays)}"
+
+    def setting(self) -> dict[str, object]:
+        """The value of :data:`ROUTE` in the campaign's settings (JSON)."""
+        if self.direct:
+            return {"via": "direct"}
+        return {
+            "via": "relay",
+            "relays": list(self.relays),
+            "security": self.security,
+            "cafile": self.cafile,
+            "user": self.user,
+        }
+
+    @classmethod
+    def of(cls, config: RelayConfig | None) -> CampaignRoute:
+        """The route a run with ``config`` takes (None: direct)."""
+        if config is None:
+            return cls()
+        user = config.credentials.user if config.credentials is not None else ""
+        cafile = str(Path(config.cafile).resolve()) if config.cafile else ""
+        return cls(tuple(relay.name for relay in config.relays), config.implicit_tls, cafile, user)
+
+    def config(
+        self, *, prompt: Callable[[str], str] | None = None, login: bool = True
+    ) -> RelayConfig | None:
+        """The relay settings to send this way (None: direct), the password looked up
+        now as :func:`relay_config` does; ``login=False`` leaves the login out (for a
+        run with nothing left to send: no password is needed). ``ValueError`` as
+        :func:`relay_config` raises it."""
+        if self.direct:
+            return None
+        return relay_config(
+            self.relays,
+            implicit_tls=self.implicit_tls,
+            user=self.user if login else "",
+            cafile=self.cafile,
+            prompt=prompt,
+        )
+
+
+def campaign_route(settings: Mapping[str, object]) -> CampaignRoute | None:
+    """The route a campaign's settings remember (:data:`ROUTE`); None when they remember
+    none. ``ValueError`` when the value is not one :meth:`CampaignRoute.setting` writes
+    (a file changed by hand): better refused than read as direct delivery."""
+    value = settings.get(ROUTE)
+    if value is None:
+        return None
+    broken = f"the campaign's stored route {value!r} cannot be read"
+    if not isinstance(value, dict):
+        raise ValueError(broken)
+    if value.get("via") == "direct":
+        return CampaignRoute()
+    relays, security = value.get("relays"), value.get("security")
+    cafile, user = value.get("cafile", ""), value.get("user", "")
+    if (
+        value.get("via") != "relay"
+        or not isinstance(relays, list)
+        or not relays
+        or not all(isinstance(name, str) for name in relays)
+        or not isinstance(security, str)
+        or security not in _SECURITY
+        or not isinstance(cafile, str)
+        or not isinstance(user, str)
+    ):
+        raise ValueError(broken)
+    implicit_tls = _SECURITY[security]
+    try:
+        names = tuple(relay.name for relay in parse_relays(relays, implicit_tls=implicit_tls))
+    except ValueError as error:
+        raise ValueError(f"{broken}: {error}") from None
+    return CampaignRoute(names, implicit_tls, cafile, user)
+
+
+def with_route(settings: Mapping[str, object], route: CampaignRoute) -> dict[str, object]:
+    """``settings`` remembering ``route``."""
+    return {**settings, ROUTE: route.setting()}

@@ -48,6 +48,7 @@ from core.recipients import (
     read_header,
     read_recipients,
 )
+from core.relay import CampaignRoute, campaign_route, with_route
 from core.retry import RetryPolicy
 from core.smtp import TLSPolicy, UnsafeArgumentError, commands
 from core.store import CampaignStore, NewRecipient, Status, StoreError
@@ -233,6 +234,10 @@ def _progress_view(progress: str | None, total: int) -> ProgressBar | JSONLines 
 
 
 def _prepare(args: argparse.Namespace) -> _Inputs:
+    try:
+        relay_cli.check(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
     if args.state is not None and args.state.exists():
         store, recovery = CampaignStore.open(args.state)
         if recovery.ambiguous:
@@ -266,13 +271,28 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
             )
         try:
             helo = args.helo or str(store.settings.get("helo", ""))
-            config = _engine_config(args, helo, store.sender)
+            stored = _stored_route(args, store)
+            # With nothing left to send, the stored relays' password is not needed (a
+            # report written again, on a machine without it).
+            pending = any(n for status, n in store.counts().items() if not status.final)
+            config = _engine_config(args, helo, store.sender, stored=stored, login=pending)
             _check_sandbox(args.state, store, config)
             if config.relay is None:  # a relay is found by its name, not by MX lookups
                 _check_nameservers(config)
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
+            route = CampaignRoute.of(config.relay)
+            if stored is not None and not (args.relay or args.direct):
+                route = stored  # kept as stored (a run without its login included)
+            settings = store.settings
             if args.helo:
-                store.set_settings({**store.settings, "helo": config.helo})
+                settings["helo"] = config.helo
+            if settings.get(SANDBOX) is not True:  # a sandbox campaign only goes to a lab
+                settings = with_route(settings, route)
+            if settings != store.settings:
+                store.set_settings(settings)
+            note = relay_cli.route_note(args, stored, route)
+            if note is not None:
+                print(note, file=sys.stderr)
             if args.suppression:
                 suppressed = suppress_pending(store, SuppressionList.load(*args.suppression))
                 print(
@@ -308,7 +328,9 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
             f"address or @domain (first: line {first.line} {first.entry!r}: {first.reason})",
             file=sys.stderr,
         )
-    settings = {"helo": helo, **_message_settings(args, sender)}
+    settings = with_route(
+        {"helo": helo, **_message_settings(args, sender)}, CampaignRoute.of(config.relay)
+    )
     message = _read_message(args.message, source, settings)
     path = args.state or _temporary_state()
     summary = ImportSummary()
@@ -316,6 +338,20 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     store, _ = CampaignStore.open(path)
     print(summary.describe(), file=sys.stderr)
     return _Inputs(store, config, summary.valid + summary.invalid + summary.suppressed)
+
+
+def _stored_route(args: argparse.Namespace, store: CampaignStore) -> CampaignRoute | None:
+    """The route the campaign file remembers (None: none). One it cannot read is refused
+    unless --relay or --direct replaces it: it must not silently become direct."""
+    try:
+        return campaign_route(store.settings)
+    except ValueError as error:
+        if args.relay or args.direct:
+            return None
+        raise UsageError(
+            f"{error}: give --relay to send it through relays, or --direct to send to "
+            "the recipients' own MX hosts"
+        ) from error
 
 
 def _check_sandbox(path: Path, store: CampaignStore, config: EngineConfig) -> None:
@@ -499,7 +535,16 @@ def _read_message(
     return raw
 
 
-def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineConfig:
+def _engine_config(
+    args: argparse.Namespace,
+    helo: str,
+    sender: str,
+    *,
+    stored: CampaignRoute | None = None,
+    login: bool = True,
+) -> EngineConfig:
+    """The engine's settings from the options; a resumed campaign's route from
+    ``stored`` unless --relay or --direct replaces it (see :func:`relay_cli.relay_config`)."""
     try:
         commands.ehlo(helo or sender.rpartition("@")[2])
     except UnsafeArgumentError as error:
@@ -546,7 +591,7 @@ def _engine_config(args: argparse.Namespace, helo: str, sender: str) -> EngineCo
         timeouts = _capped(timeouts, args.timeout)
         dns_timeout = min(dns_timeout, args.timeout)
     try:
-        relay = relay_cli.relay_config(args)
+        relay = relay_cli.relay_config(args, stored, login=login)
     except ValueError as error:
         raise UsageError(str(error)) from error
     return EngineConfig(

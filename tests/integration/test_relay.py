@@ -6,6 +6,11 @@ Every recipient goes to the relays given, in order, over verified TLS, logging i
 (:class:`~tests.integration.relay_servers.PostfixRelay`). Every password a test uses is
 searched for, raw and in its AUTH PLAIN and AUTH LOGIN base64 forms, in everything the run
 leaves behind: its output, its report and every byte of its campaign file.
+
+The campaign file remembers the route (relays, security, CA file, user: never the
+password): a relayed campaign interrupted and resumed with ``--state`` alone goes on
+through the relays, never directly to the lab world's MX hosts, which stand ready to
+show any mail that went around the relay.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import sys
@@ -27,6 +33,9 @@ import pytest
 
 from core.lab import LabTLS
 from core.lab.aiosmtpd_server import AiosmtpdServer
+from core.lab.world import LabWorld, sandbox_world
+from core.relay import ROUTE, CampaignRoute, with_route
+from core.store import CampaignStore, NewRecipient
 from tests.integration.mta import free_port, require_mta
 from tests.integration.relay_servers import (
     LAB_KEYRING,
@@ -35,7 +44,7 @@ from tests.integration.relay_servers import (
     PostfixRelay,
     SubmissionServer,
 )
-from tests.integration.test_cli_send import ROOT, read_report, send_args, write_csv
+from tests.integration.test_cli_send import ROOT, SENDER, read_report, send_args, write_csv
 
 USER = "alice"
 PASSWORD = "Tr0ub4dor&3-relay-secret"
@@ -479,3 +488,219 @@ def _header_lines(lines: list[bytes]) -> int:
     while count < len(lines) and lines[count][:1] in (b" ", b"\t"):
         count += 1
     return count
+
+
+# ---- the campaign file remembers the route ------------------------------------------------
+
+#: Recipients in the lab world's plain.test, whose MX accepts everything: mail that went
+#: around the relay would arrive there.
+LAB_ADDRESSES = [f"u{n:02}@plain.test" for n in range(16)]
+
+
+def lab_options(world: LabWorld) -> list[str]:
+    """What a direct send would need to reach the lab world's MX hosts instead of the
+    internet: its nameserver and port."""
+    return ["--nameserver", world.nameserver, "--port", str(world.port)]
+
+
+async def resume(
+    tmp_path: Path, *options: str | Path, env: dict[str, str], state: Path | None = None
+) -> Run:
+    """``mxmailer send --state FILE`` as a user resumes: no recipients, message or
+    sender, and only the ``options`` given."""
+    state = state or tmp_path / "campaign.mxm"
+    report = tmp_path / "report.csv"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.cli", "send",
+        *map(str, ["--state", state, "--report", report, "--progress", "jsonl",
+                   "--timeout", "3", "--retry", "1", "--lifetime", "20", *options]),
+        cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        pytest.fail(f"mxmailer still running after {RUN_TIMEOUT} s")
+    assert process.returncode is not None
+    rows = read_report(report) if report.exists() else []
+    return Run(process.returncode, out.decode(), err.decode(), rows, state)
+
+
+async def interrupted_relayed_run(
+    tmp_path: Path, server: SubmissionServer, world: LabWorld
+) -> Path:
+    """A relayed campaign to ``LAB_ADDRESSES`` stopped with Ctrl-C after a few messages
+    (exit 130): the rest is still to send. The relay answers slowly and one connection
+    at a time, so the interruption lands mid-run."""
+    recipients = write_csv(tmp_path / "r.csv", LAB_ADDRESSES)
+    message = tmp_path / "m.eml"
+    message.write_bytes(MESSAGE)
+    state = tmp_path / "campaign.mxm"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "core.cli",
+        *map(str, [*send_args(recipients, message), "--state", state, "--progress", "none",
+                   "--timeout", "3", "--concurrency", "1", *relay(server),
+                   *login(server.tls, tmp_path), *lab_options(world)]),
+        cwd=ROOT, env=child_env(PASSWORD), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT):
+            while len(server.messages) < 3:
+                await asyncio.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 130, err.decode()
+    assert 3 <= len(server.messages) < len(LAB_ADDRESSES)
+    return state
+
+
+def stored_settings(state: Path) -> dict[str, object]:
+    """The campaign's settings as its file holds them."""
+    with closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+        (settings,) = db.execute("SELECT settings FROM campaign WHERE id = 1").fetchone()
+    value: dict[str, object] = json.loads(settings)
+    return value
+
+
+async def test_a_relayed_campaign_resumed_without_relay_options_goes_on_through_the_relay(
+    tmp_path: Path,
+) -> None:
+    """The documented way to resume after Ctrl-C (``--state`` alone) must not turn the
+    campaign into direct delivery from this computer: the lab's MX hosts get nothing."""
+    async with (
+        sandbox_world() as world,
+        SubmissionServer(USER, PASSWORD, data_delay=0.15) as server,
+    ):
+        state = await interrupted_relayed_run(tmp_path, server, world)
+        first = len(server.messages)
+        route = stored_settings(state)[ROUTE]
+        assert route == {
+            "via": "relay",
+            "relays": [f"127.0.0.1:{server.port}"],
+            "security": "starttls",
+            "cafile": str((tmp_path / "ca.pem").resolve()),
+            "user": USER,
+        }
+        run = await resume(tmp_path, *lab_options(world), env=child_env(PASSWORD))
+        direct = world.delivered_to()
+    assert direct == []  # nothing went around the relay
+    assert run.code == 0, run.err
+    assert f"resuming through the relay 127.0.0.1:{server.port} stored in the campaign" in run.err
+    assert_delivered(run, server, LAB_ADDRESSES)  # each received once, through the relay
+    assert len(server.messages) > first
+    assert all(row["mx"].startswith(f"127.0.0.1:{server.port}") for row in run.report)
+    assert stored_settings(state)[ROUTE] == route
+    assert_no_secret(run, tmp_path, PASSWORD)
+    # Writing the report again once all is sent needs no password, and keeps the route.
+    (tmp_path / "report.csv").unlink()
+    again = await resume(tmp_path, env=child_env())
+    assert again.code == 0, again.err
+    assert len(again.report) == len(LAB_ADDRESSES)
+    assert stored_settings(state)[ROUTE] == route
+
+
+async def test_direct_switches_a_relayed_campaign_to_the_recipients_mx_hosts(
+    tmp_path: Path,
+) -> None:
+    async with (
+        sandbox_world() as world,
+        SubmissionServer(USER, PASSWORD, data_delay=0.15) as server,
+    ):
+        state = await interrupted_relayed_run(tmp_path, server, world)
+        relayed = sorted(r for m in server.messages for r in m.recipients)
+        run = await resume(tmp_path, "--direct", *lab_options(world), env=child_env())
+        direct = sorted(world.delivered_to())
+        after = sorted(r for m in server.messages for r in m.recipients)
+    assert run.code == 0, run.err
+    assert (
+        "resuming with direct delivery to the recipients' MX hosts (--direct), replacing "
+        f"the relay 127.0.0.1:{server.port} stored in the campaign"
+    ) in run.err
+    assert after == relayed  # the relay got nothing more
+    assert direct and sorted(direct + relayed) == sorted(LAB_ADDRESSES)
+    assert {row["status"] for row in run.report} == {"delivered"}
+    assert stored_settings(state)[ROUTE] == {"via": "direct"}
+    assert_no_secret(run, tmp_path, PASSWORD)
+
+
+def stored_campaign(path: Path, route: CampaignRoute) -> Path:
+    """A campaign to ``LAB_ADDRESSES`` whose file remembers ``route``."""
+    with CampaignStore.create(
+        path,
+        sender=SENDER,
+        message=MESSAGE,
+        settings=with_route({"helo": "sender.test"}, route),
+    ) as store:
+        store.add_recipients(
+            NewRecipient(email, "plain.test", {"name": email.split("@")[0]})
+            for email in LAB_ADDRESSES
+        )
+    return path
+
+
+async def test_relay_and_direct_together_are_refused_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    async with SubmissionServer(USER, PASSWORD) as server:
+        new = await send(
+            tmp_path, *relay(server), "--direct", *login(server.tls, tmp_path),
+            env=child_env(PASSWORD),
+        )  # fmt: skip
+        assert new.code == 2 and not new.state.exists()
+        assert "--relay and --direct cannot be used together" in new.err
+        state = stored_campaign(tmp_path / "stored.mxm", CampaignRoute(("127.0.0.1:1",)))
+        before = state.read_bytes()
+        resumed = await resume(
+            tmp_path, "--direct", *relay(server), env=child_env(PASSWORD), state=state
+        )
+    assert resumed.code == 2, resumed.err
+    assert "--relay and --direct cannot be used together" in resumed.err
+    assert state.read_bytes() == before
+    assert server.connections == 0
+
+
+async def test_a_campaign_sent_directly_may_be_resumed_through_a_relay(tmp_path: Path) -> None:
+    state = stored_campaign(tmp_path / "campaign.mxm", CampaignRoute())
+    async with sandbox_world() as world, SubmissionServer(USER, PASSWORD) as server:
+        run = await resume(
+            tmp_path, *relay(server), *login(server.tls, tmp_path), *lab_options(world),
+            env=child_env(PASSWORD), state=state,
+        )  # fmt: skip
+        direct = world.delivered_to()
+    assert direct == []
+    assert run.code == 0, run.err
+    assert "the campaign was sent directly so far" in run.err
+    assert_delivered(run, server, LAB_ADDRESSES)
+    assert (
+        stored_settings(state)[ROUTE]
+        == CampaignRoute(
+            (f"127.0.0.1:{server.port}",), cafile=str((tmp_path / "ca.pem").resolve()), user=USER
+        ).setting()
+    )
+    assert_no_secret(run, tmp_path, PASSWORD)
+
+
+async def test_a_stored_relay_without_its_password_exits_2_and_never_goes_direct(
+    tmp_path: Path,
+) -> None:
+    """The password is not in the file: without it the resume stops (exit 2, saying
+    where to put it, or how to change the route) rather than sending another way."""
+    async with sandbox_world() as world, SubmissionServer(USER, PASSWORD) as server:
+        route = CampaignRoute(
+            (f"127.0.0.1:{server.port}",), cafile=str(server.tls.write_ca(tmp_path / "ca.pem")),
+            user=USER,
+        )  # fmt: skip
+        state = stored_campaign(tmp_path / "stored.mxm", route)
+        run = await resume(tmp_path, *lab_options(world), env=child_env(), state=state)
+        direct = world.delivered_to()
+    assert run.code == 2, run.err
+    assert "route stored in the campaign file" in run.err and PASSWORD_ENV in run.err
+    assert "--direct" in run.err
+    assert direct == [] and server.connections == 0
