@@ -545,6 +545,9 @@ class MainWindow(QMainWindow):
         blocked = session.send_blocked()
         if blocked is not None:
             self.log.add(f"view only: {blocked}")
+        route = session.stored_route()
+        if route is not None and not route.direct:
+            self.log.add(f"this campaign is sent through {route.describe()} (its file says so)")
         self.clock.start()
         self._refresh()
 
@@ -576,7 +579,12 @@ class MainWindow(QMainWindow):
     def _start_real(self, session: CampaignSession) -> None:
         if session is not self.session or not self.action_for[Action.START].isEnabled():
             return  # closed or started while the panel was open
-        question = real_question(session.unfinished, session.store.sender)
+        route = session.next_route()
+        question = real_question(
+            session.unfinished,
+            session.store.sender,
+            "" if route is None or route.direct else route.describe(),
+        )
         if not self.confirm("Real delivery", question):
             self.log.add("real delivery not started: the user said no")
             return
@@ -945,8 +953,11 @@ class MainWindow(QMainWindow):
         else:
             blocked = session.send_blocked()
             text = REAL_BANNER.format(sender=session.store.sender or "<>")
+            notice = session.route_notice()
             if blocked is not None:
                 text = f"{text}. Not sendable now: {blocked}"
+            elif notice is not None:
+                text = f"{text}. Note: {notice}"
             self.sandbox_banner.show_kind(Kind.WARNING, text)
 
     def _show_counts(self) -> None:
@@ -1037,12 +1048,17 @@ class MainWindow(QMainWindow):
             self.closed.emit()
 
 
-def real_question(count: int, sender: str) -> str:
-    """The confirmation asked before a real campaign starts."""
+def real_question(count: int, sender: str, relays: str = "") -> str:
+    """The confirmation asked before a real campaign starts; ``relays`` names the relays
+    it goes through ("" : directly to the recipients' servers)."""
+    how = (
+        f"They go through {relays}, which hands them to the recipients' mail servers"
+        if relays
+        else "They go to the recipients' own mail servers"
+    )
     return (
         f"Send {count:,} message{'s' if count != 1 else ''} from {sender or '<>'} to real "
-        "recipients?\n\nThey go to the recipients' own mail servers and cannot be "
-        "called back."
+        f"recipients?\n\n{how}, and cannot be called back."
     )
 
 

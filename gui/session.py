@@ -6,7 +6,9 @@ Owns the run's life cycle (start, pause, resume, stop, abort, close) and its
 sandbox is sent only to the lab, whatever the settings say. A campaign not made in the
 sandbox is sent for real only when the app's settings choose real delivery (see
 :func:`gui.settings_model.real_blocked`); its engine configuration comes from an
-injectable factory, so tests point it at a lab too.
+injectable factory, so tests point it at a lab too. A real Start stores the route it
+takes in the campaign file (never the password); relays stored there are kept whatever
+the settings say later (:func:`gui.settings_model.run_settings`), and the window says so.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from PySide6.QtCore import QObject, Signal
 from core.engine import Engine, EngineConfig
 from core.events import Counters, Event, EventBus, ProviderLoad
 from core.outgoing import MESSAGE_DRAFT
+from core.relay import CampaignRoute, campaign_route, with_route
 from core.store import CampaignStore, RecoveryReport, Status, StoreError
 from gui.loop import ErrorReporter, spawn
 from gui.message_form import UNSENT
 from gui.sandbox import SandboxLab, is_sandbox
-from gui.settings_model import AppSettings, campaign_settings, real_blocked, real_engine_config
+from gui.settings_model import (
+    AppSettings,
+    campaign_settings,
+    real_blocked,
+    real_engine_config,
+    route_override,
+    run_settings,
+    settings_route,
+)
 from gui.state import BUSY, ActionContext, RunState
 
 #: The engine configuration of a real run, from the app's settings.
@@ -135,7 +146,48 @@ class CampaignSession(QObject):
             return "This campaign file is open read-only: it can be viewed and exported."
         if self.lab is not None:
             return None
-        return real_blocked(self.settings(), self.store.sender)
+        blocked = real_blocked(self.settings(), self.store.sender)
+        if blocked is None:
+            try:
+                campaign_route(self.store.settings)
+            except ValueError as error:
+                why = str(error)
+                return (
+                    f"{why[:1].upper()}{why[1:]}: send it with mxmailer send --state "
+                    f"{self.path} and --direct or --relay."
+                )
+        return blocked
+
+    # ---- the route ----------------------------------------------------------------------
+
+    def stored_route(self) -> CampaignRoute | None:
+        """The route the campaign file remembers (None: none, or one it cannot read)."""
+        try:
+            return campaign_route(self.store.settings)
+        except ValueError:
+            return None
+
+    def run_settings(self) -> AppSettings:
+        """The settings a real Start uses now: the app's, with the relays the campaign
+        file remembers (see :func:`gui.settings_model.run_settings`). What pre-flight
+        should check."""
+        return run_settings(self.settings(), self.stored_route())
+
+    def next_route(self) -> CampaignRoute | None:
+        """The route a real Start takes now (None for the lab, or unusable settings)."""
+        if self.lab is not None:
+            return None
+        try:
+            return settings_route(self.run_settings())
+        except ValueError:
+            return None
+
+    def route_notice(self) -> str | None:
+        """Why a real Start does not take the route the Settings give (the campaign's
+        stored relays are kept); None when it does, and for the lab."""
+        if self.lab is not None:
+            return None
+        return route_override(self.settings(), self.stored_route(), str(self.path))
 
     @property
     def sendable(self) -> bool:
@@ -302,13 +354,24 @@ class CampaignSession(QObject):
         blocked = real_blocked(settings, self.store.sender)
         if blocked is not None:
             raise RuntimeError(blocked)
+        try:
+            stored = campaign_route(self.store.settings)
+        except ValueError as error:
+            raise RuntimeError(str(error)) from None
         if self.fresh_at_start:
             self.store.set_settings(campaign_settings(self.store.settings, settings))
-        config = self.config_factory(settings)
+        config = self.config_factory(run_settings(settings, stored))
+        route = CampaignRoute.of(config.relay)
+        # Remembered before anything is sent: a crash must not lose the route.
+        self.store.set_settings(with_route(self.store.settings, route))
+        how = route.describe() if route.direct else f"through {route.describe()}"
         self.note.emit(
             f"real delivery: {self.unfinished} recipient(s) from {self.store.sender}, "
-            f"HELO {config.helo}"
+            f"HELO {config.helo}, {how}"
         )
+        override = route_override(settings, stored, str(self.path))
+        if override is not None:
+            self.note.emit(override)
         return config
 
     async def _start_lab(self, lab: SandboxLab) -> str:

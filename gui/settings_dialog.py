@@ -116,6 +116,11 @@ class SettingsDialog(QDialog):
         relay = self._group(layout, "Relay (optional: send through your own mail servers)")
         self.relays = self._line(relay, "relays", "Relays", settings.relays)
         self.relays.setPlaceholderText("smtp1.example.com smtp2.example.com:2587  (empty: direct)")
+        self.relays.setToolTip(
+            "Used by campaigns not sent yet, or sent directly so far. A campaign already "
+            "sent through relays keeps them (its file remembers them): change its route "
+            "with mxmailer send --state FILE --direct or --relay HOST."
+        )
         self.relay_security = QComboBox()
         self.relay_security.addItems(list(RELAY_SECURITY))
         self.relay_security.setCurrentText(settings.relay_security)

@@ -7,7 +7,9 @@ is about, in words the user can act on), its JSON file, and turning it into the
 Safety: the default is the sandbox. Real delivery needs the setting *and* an explicit
 acknowledgement *and* a campaign file not made in the sandbox (``gui.sandbox``): a
 sandbox campaign is only ever sent to the lab, whatever these settings say. Settings
-that fail validation when loaded fall back to the sandbox.
+that fail validation when loaded fall back to the sandbox. A campaign sent through
+relays keeps them whatever the settings say later (:func:`run_settings`): Settings
+changed to direct delivery must not send the rest of it from this computer.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from core.outgoing import (
     LIST_UNSUBSCRIBE_URL,
 )
 from core.recipients import parse_address
-from core.relay import RelayConfig, check_cafile, parse_relays
+from core.relay import CampaignRoute, RelayConfig, check_cafile, parse_relays
 from core.relay import relay_config as core_relay_config
 from core.retry import RetryPolicy
 from core.smtp import TLSPolicy, UnsafeArgumentError, commands
@@ -369,6 +371,59 @@ def campaign_settings(current: Mapping[str, object], settings: AppSettings) -> d
     if settings.list_unsubscribe_url:
         updated[LIST_UNSUBSCRIBE_URL] = settings.list_unsubscribe_url
     return updated
+
+
+def settings_route(settings: AppSettings) -> CampaignRoute:
+    """The route the settings give (direct without relays), as a campaign stores it.
+    ``ValueError`` when their relays cannot be parsed (:func:`validate` says so too)."""
+    if not settings.relay_list:
+        return CampaignRoute()
+    implicit_tls = settings.relay_security == "tls"
+    relays = parse_relays(settings.relay_list, implicit_tls=implicit_tls)
+    cafile = str(Path(settings.relay_cafile).resolve()) if settings.relay_cafile else ""
+    return CampaignRoute(
+        tuple(relay.name for relay in relays), implicit_tls, cafile, settings.relay_user
+    )
+
+
+def run_settings(settings: AppSettings, stored: CampaignRoute | None) -> AppSettings:
+    """The settings a real run of a campaign uses: ``settings`` with the relays
+    ``stored`` in the campaign, when it remembers relays. A campaign sent through relays
+    keeps them until ``mxmailer send --state FILE --direct`` (or ``--relay``) changes
+    its route: its mail must not go directly from this computer (often a blocklisted
+    address: the reason for the relays), or to other relays, because the app's Settings
+    changed since. A campaign sent directly, or not yet sent, goes the Settings' way."""
+    if stored is None or stored.direct:
+        return settings
+    return dataclasses.replace(
+        settings,
+        relays=" ".join(stored.relays),
+        relay_security=stored.security,
+        relay_user=stored.user,
+        relay_cafile=stored.cafile,
+    )
+
+
+def route_override(
+    settings: AppSettings, stored: CampaignRoute | None, path: str = "FILE"
+) -> str | None:
+    """What the user must be told when the relays stored in the campaign file ``path``
+    are used instead of the route the Settings give; None when the Settings' route is
+    the one used."""
+    if stored is None or stored.direct:
+        return None
+    try:
+        own: CampaignRoute | None = settings_route(settings)
+    except ValueError:
+        own = None
+    if own == stored:
+        return None
+    says = "relays that cannot be used" if own is None else own.describe()
+    return (
+        f"this campaign goes through {stored.describe()}, as it was sent so far (its file "
+        f"remembers the route), not {says} as Settings say; to change its route run "
+        f"mxmailer send --state {path} --direct, or --relay HOST"
+    )
 
 
 def real_engine_config(settings: AppSettings) -> EngineConfig:
