@@ -2,8 +2,8 @@
 
 Owns the campaign file: the sender, the message template, the settings, every recipient
 with its status and last reply, the attempt log, and the rules that make the file survive
-a crash (WAL, the end-of-data mark committed before the marker is sent, recovery on
-open). The scheduler reads recipients from here and writes every transition back.
+a crash (WAL, the end-of-data mark journaled before the marker is sent: core.eod_journal,
+recovery on open). The scheduler reads recipients from here and writes every transition back.
 
 Never talks to the network, never decides delivery (what a reply means, when to retry,
 when a recipient expires: the engine decides, the store remembers), never imports Qt.
@@ -34,7 +34,14 @@ from typing import Any, Final
 
 from core import __version__
 from core import store_schema as schema
-from core.eod_journal import EODJournal, journal_path, read_marks
+from core.eod_journal import (
+    EODJournal,
+    Mark,
+    compacting_path,
+    identity,
+    journal_path,
+    read_marks,
+)
 from core.store_schema import StoreError as StoreError
 
 # ---- values -------------------------------------------------------------------------------
@@ -353,7 +360,9 @@ class CampaignStore:
         self._queue: list[RecipientUpdate] = []
         #: The end-of-data journal (writable stores only), and its records no saved
         #: result settles yet: id -> (attempt, time).
-        self._journal = None if read_only else EODJournal(journal_path(path))
+        self._journal = (
+            None if read_only else EODJournal(path, identity(_created_at(connection)))
+        )
         self._unsettled: dict[int, tuple[int, float]] = {}
         self._fieldset_ids: dict[tuple[str, ...], int] = {}
         self._fieldset_names: dict[int, tuple[str, ...]] = {}
@@ -477,7 +486,7 @@ class CampaignStore:
                 cls._migrate(connection, path, version)
             for statement in schema.RECIPIENT_INDEXES:  # an import cut short may lack them
                 connection.execute(statement)
-            marks = read_marks(journal_path(path))
+            marks = _journal_marks(connection, path)
             connection.executemany(_FOLD, [(m.at, m.id, m.attempt) for m in marks])
             # The attempt happened (its end of data went out) even if its count was not
             # saved yet: counted, a retry cannot make the campaign look untried.
@@ -522,7 +531,7 @@ class CampaignStore:
         (in_doubt,) = connection.execute(
             f"SELECT count(*) FROM recipients WHERE {_IN_DOUBT_WHERE}"
         ).fetchone()
-        in_doubt += len(read_marks(journal_path(path)))  # the journal a crash left
+        in_doubt += len(_unsettled_ids(connection, _journal_marks(connection, path)))
         if in_doubt:
             raise StoreError(
                 f"the campaign file {path} needs crash recovery ({in_doubt} recipients whose"
@@ -740,7 +749,10 @@ class CampaignStore:
         """Delete ``ids`` and their attempt logs from the campaign; returns how many rows
         went. Never while an engine runs on this file."""
         self.flush()
-        self._settle([])  # an empty journal: no old record may name a reused id
+        for rid in ids:  # no record may outlive its row: a new row could reuse the id
+            self._unsettled.pop(rid, None)
+        if self._journal is not None and self._journal.opened:
+            self._journal.reset(self._unsettled)
         pairs = [(rid,) for rid in ids]
         with self._writing("removing recipients") as connection:
             connection.executemany("DELETE FROM attempts WHERE recipient_id = ?", pairs)
@@ -761,8 +773,8 @@ class CampaignStore:
         if not marks or journal is None:
             return
         if min(attempt for _, attempt in marks) < 1:
-            # Recovery could never tell such a mark from a settled one.
-            raise ValueError(f"an attempt is counted from 1: {marks!r}")
+            # Recovery could never tell such a mark from a settled one (an engine's bug).
+            raise StoreError(f"internal error: an attempt is counted from 1, not {marks!r}")
         try:
             journal.append(marks, at)
         except OSError as exc:
@@ -774,7 +786,9 @@ class CampaignStore:
             raise self._failure from exc
         unsettled = self._unsettled
         for recipient_id, attempt in marks:
-            unsettled[recipient_id] = (attempt, at)
+            known = unsettled.get(recipient_id)
+            if known is None or known[0] <= attempt:  # the latest attempt is the one to keep
+                unsettled[recipient_id] = (attempt, at)
 
     def record(self, update: RecipientUpdate) -> None:
         """Queue ``update`` in memory; the next :meth:`flush` writes it (and settles the
@@ -833,6 +847,11 @@ class CampaignStore:
                     f" {exc.strerror}. Open the campaign again (nothing saved is lost)"
                 )
                 raise self._failure from exc
+
+    def journaled(self) -> list[Mark]:
+        """What the end-of-data journal holds now, settled records included."""
+        connection = self._open()
+        return _journal_marks(connection, self.path)
 
     def _unsettled_rows(self) -> list[tuple[float, int, int]]:
         return [(at, rid, attempt) for rid, (attempt, at) in self._unsettled.items()]
@@ -972,7 +991,13 @@ class CampaignStore:
                     with self._writing("saving the end-of-data marks") as writing:
                         writing.executemany(_FOLD, self._unsettled_rows())
                     self._unsettled.clear()
-                self._journal.remove()
+                try:
+                    self._journal.remove()
+                except OSError as exc:
+                    raise StoreError(
+                        f"cannot remove {self._journal.path} after closing {self.path}:"
+                        f" {exc.strerror}. It is read again when the campaign is opened"
+                    ) from exc
         finally:
             self._connection = None
             if self._journal is not None:
@@ -1065,9 +1090,39 @@ class CampaignStore:
 
 
 def _leftovers(path: Path) -> tuple[Path, ...]:
-    """Files an earlier campaign of that name may have left, which would be replayed into
-    a new file there: SQLite's log and index, and the end-of-data journal."""
-    return (Path(f"{path}-wal"), Path(f"{path}-shm"), journal_path(path))
+    """Files an earlier campaign of that name may have left beside it: SQLite's log and
+    index, which would be replayed into a new file there, and the end-of-data journal."""
+    return (Path(f"{path}-wal"), Path(f"{path}-shm"), journal_path(path), compacting_path(path))
+
+
+def _created_at(connection: sqlite3.Connection) -> str:
+    """The file's creation stamp: what names the campaign in its end-of-data journal."""
+    row = connection.execute("SELECT value FROM meta WHERE key = 'created_at'").fetchone()
+    return str(row[0]) if row else ""
+
+
+def _journal_marks(connection: sqlite3.Connection, path: Path) -> list[Mark]:
+    """The records of the end-of-data journal a crash left beside ``path`` (none if it
+    was closed cleanly, or the journal is another campaign's)."""
+    try:
+        return read_marks(journal_path(path), identity(_created_at(connection)))
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read {journal_path(path)}, the record of messages possibly delivered"
+            f" when {path} was last used: {exc.strerror}"
+        ) from exc
+
+
+def _unsettled_ids(connection: sqlite3.Connection, marks: list[Mark]) -> set[int]:
+    """The recipients of ``marks`` whose saved row holds no result of the marked attempt."""
+    return {
+        mark.id
+        for mark in marks
+        if connection.execute(
+            f"SELECT 1 FROM recipients WHERE id = ? AND attempts < ? AND {schema.PENDING_WHERE}",
+            (mark.id, mark.attempt),
+        ).fetchone()
+    }
 
 
 def _remove_journal(path: Path) -> None:
@@ -1075,6 +1130,7 @@ def _remove_journal(path: Path) -> None:
     records are settled by then, so harmlessly), but must not outlive the campaign."""
     try:
         journal_path(path).unlink(missing_ok=True)
+        compacting_path(path).unlink(missing_ok=True)  # a compaction cut short
     except OSError as exc:
         raise StoreError(
             f"cannot remove {journal_path(path)} after recovering {path}: {exc.strerror}"

@@ -27,8 +27,9 @@ an end-of-data reply held by the lab) are killed from the test process instead.
 * ``disk-full``, ``read-only``: no kill; after the Nth flush the store's own connection
   gets ``PRAGMA max_page_count`` at its current size (SQLite then answers SQLITE_FULL,
   as on a full disk) or ``PRAGMA query_only`` (SQLITE_READONLY, as on a disk remounted
-  read-only). Every write the store refuses afterwards is announced on stdout as a line
-  ``STORE-FAILED``, so the test sees when the failure was hit.
+  read-only), announced by a line ``STORE-BROKEN``. Every write the store refuses
+  afterwards is announced on stdout as a line ``STORE-FAILED``, so the test sees when
+  the failure was hit.
 * ``announce``: no kill, no PRAGMA: only the ``STORE-FAILED`` lines (for a disk that the
   test itself fills).
 """
@@ -185,6 +186,7 @@ def _fail_writes(pragma: str, fire: Countdown) -> None:
                 connection.execute(f"PRAGMA max_page_count = {pages}")
             else:
                 connection.execute("PRAGMA query_only = ON")
+            print("STORE-BROKEN", flush=True)  # the file refuses writes from here on
         return result
 
     CampaignStore.flush = flushed  # type: ignore[method-assign]

@@ -17,7 +17,6 @@ import pytest
 from core.connection import Timeouts
 from core.dns import parse_nameserver
 from core.engine import Engine, EngineConfig, Job
-from core.eod_journal import journal_path, read_marks
 from core.events import (
     PER_RECIPIENT,
     Counters,
@@ -415,7 +414,7 @@ async def test_a_mark_made_for_one_attempt_never_lets_a_later_marker_out_unrecor
         assert engine._on_end_of_data(txn, lambda: resumed.append("first")) is False
         await asyncio.sleep(0)  # the loop turn ends: one commit for every marker asked
         assert resumed == ["first"]
-        assert [(m.id, m.attempt) for m in read_marks(journal_path(store.path))] == [(1, 1)]
+        assert [(m.id, m.attempt) for m in store.journaled()] == [(1, 1)]
         engine.forget_mark(job)  # that connection died before its marker went out
         # A later attempt must be recorded again before its marker may go out.
         assert engine._on_end_of_data(txn, lambda: resumed.append("second")) is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import errno
 import os
 import signal
 import sqlite3
@@ -582,6 +583,8 @@ def test_recovery_keeps_the_last_reply(path: Path) -> None:
         store.flush()
         store.mark_end_of_data([(1, 2), (2, 1)], T1)  # 1's second attempt reached the dot
         store.record(delivered(2))  # and the server answered for 2
+        store.flush()
+        crash(store)
     store, report = reopen(path)
     with store:
         assert report == RecoveryReport(requeued=0, ambiguous=1)
@@ -639,7 +642,8 @@ def test_the_journal_is_emptied_when_every_mark_is_settled(path: Path) -> None:
         assert journal_path(path).stat().st_size > 0
         store.record(delivered(1))
         store.flush()
-        assert journal_path(path).stat().st_size == 0
+        assert journal_path(path).stat().st_size == eod_journal.HEADER_SIZE
+        assert store.journaled() == []
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # one file again
 
 
@@ -938,5 +942,102 @@ def test_remove_deletes_rows_and_their_attempt_logs(path: Path) -> None:
 
 def test_a_mark_names_a_counted_attempt(path: Path) -> None:
     """Attempt 0 would look settled to recovery (``attempts < 0`` is never true)."""
-    with make(path, 1) as store, pytest.raises(ValueError, match="counted from 1"):
+    with make(path, 1) as store, pytest.raises(StoreError, match="counted from 1"):
         store.mark_end_of_data([(1, 0)], T0)
+
+
+def test_closing_folds_unanswered_marks_into_the_file(path: Path) -> None:
+    """A run abandoned with a marker unanswered: the closed campaign is one file again,
+    and the recipient opens as possibly delivered."""
+    with make(path, 2) as store:
+        store.mark_end_of_data([(1, 1)], T0)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 1 and store.get(1).status is Status.AMBIGUOUS
+
+
+def test_a_removed_recipients_mark_does_not_flag_a_new_row_with_its_id(path: Path) -> None:
+    with make(path, 3) as store:
+        store.mark_end_of_data([(3, 1)], T0)  # never answered (say, an engine's bug)
+        assert store.remove([3]) == 1
+        store.add_recipients(many(1))  # SQLite gives the new row the freed id 3
+        assert store.get(3).attempts == 0
+        crash(store)
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 0 and store.get(3).status is Status.QUEUED
+
+
+def test_a_journal_write_that_fails_half_way_is_cut_back(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills in the middle of a batch: none of its markers is sent, so none of
+    its records may survive to flag a recipient as possibly delivered."""
+    write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        if len(data) > eod_journal.HEADER_SIZE:
+            write(fd, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    with make(path, 4) as store:
+        store.mark_end_of_data([(4, 1)], T0)  # a mark that went through
+        monkeypatch.setattr(eod_journal.os, "write", half_then_full)
+        with pytest.raises(StoreError, match="No space left on device"):
+            store.mark_end_of_data([(1, 1), (2, 1), (3, 1)], T1)
+        monkeypatch.undo()
+        assert [(m.id, m.attempt) for m in store.journaled()] == [(4, 1)]
+        crash(store)
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 1 and store.get(4).status is Status.AMBIGUOUS
+
+
+def test_another_campaigns_journal_is_never_read(path: Path) -> None:
+    """A journal left by an earlier campaign of the same name (that file deleted since)."""
+    other = path.with_name("other.mxm")
+    with make(other, 3) as store:
+        store.mark_end_of_data([(1, 1), (2, 1)], T0)
+        crash(store)
+    with make(path, 3):
+        pass
+    journal_path(other).rename(journal_path(path))
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 0 and store.counts()[Status.QUEUED] == 3
+
+
+def test_save_as_keeps_the_marks_of_messages_in_flight(path: Path) -> None:
+    copy = path.with_name("copy.mxm")
+    with make(path, 2) as store:
+        store.mark_end_of_data([(2, 1)], T0)
+        store.save_copy(copy)
+        store.record(delivered(2))
+    store, report = reopen(copy)
+    with store:
+        assert report.ambiguous == 1 and store.get(2).status is Status.AMBIGUOUS
+
+
+def test_the_latest_attempt_of_a_batch_is_kept(path: Path) -> None:
+    with make(path, 1) as store:
+        store.record(delivered(1, status=Status.DEFERRED, attempts=1))
+        store.mark_end_of_data([(1, 2), (1, 1)], T0)  # an older attempt listed last
+        store.flush()  # the result of attempt 1 does not settle attempt 2
+        crash(store)
+    store, report = reopen(path)
+    with store:
+        assert report.ambiguous == 1
+
+
+def test_a_read_only_open_counts_each_recipient_in_doubt_once(path: Path) -> None:
+    with make(path, 2) as store:
+        store.mark_end_of_data([(1, 1)], T0)
+        store.mark_end_of_data([(1, 1)], T1)  # the same mark twice
+        store.mark_end_of_data([(2, 1)], T1)
+        store.record(delivered(2))
+        store.flush()
+        crash(store)
+    with pytest.raises(StoreError, match=r"needs crash recovery \(1 recipients"):
+        CampaignStore.open(path, read_only=True)

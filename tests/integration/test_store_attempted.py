@@ -16,7 +16,7 @@ def test_a_possibly_delivered_row_counts_as_tried_even_once_retried(tmp_path: Pa
     with make(path, 3) as store:
         assert not store.ever_attempted()
         store.mark_end_of_data([(1, 1)], 1_800_000_000.0)  # the "." went out; no result saved
-    store, recovery = CampaignStore.open(path)  # as after a crash at that moment
+    store, recovery = CampaignStore.open(path)  # closing folded the unanswered mark
     with store:
         assert recovery.ambiguous == 1 and store.get(1).status is Status.AMBIGUOUS
         assert store.get(1).attempts == 1
