@@ -16,6 +16,7 @@ import dataclasses
 import ipaddress
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, TextIO
 
@@ -34,6 +35,7 @@ from core.preflight.inputs import (
 from core.preflight.report import EXIT_USAGE, Report, Status
 from core.preflight.runner import run_preflight
 from core.recipients import RecipientsError
+from core.relay import campaign_route
 from core.store import CampaignStore, StoreError
 
 #: How each light is written: a word always (colour is not the only signal), coloured on
@@ -120,6 +122,8 @@ def _preflight(args: argparse.Namespace) -> Preflight:
                     "the lab: the pre-flight checks are for real sending"
                 )
             campaign = from_store(store, helo=args.helo)
+            if not args.relay and not getattr(args, "direct", False):
+                network = dataclasses.replace(network, relay=_stored_relay(store.settings))
         changes: dict[str, object] = {}
         if dkim is not None:
             changes["dkim"] = dkim
@@ -168,6 +172,19 @@ def _network(args: argparse.Namespace) -> Network:
     if any(not zone or " " in zone for zone in zones):
         raise UsageError("--dnsbl takes a DNS zone, e.g. zen.spamhaus.org")
     return Network(nameservers, args.port, tuple(addresses), zones, relay=_relay(args))
+
+
+def _stored_relay(settings: Mapping[str, object]) -> RelayRoute | None:
+    """The relays a campaign file remembers (what its next send will use), if any."""
+    try:
+        route = campaign_route(settings)
+        if route is None or route.direct:
+            return None
+        return relay_route(
+            route.relays, implicit_tls=route.implicit_tls, user=route.user, cafile=route.cafile
+        )
+    except ValueError as error:
+        raise UsageError(f"{error}: give --relay or --direct") from None
 
 
 def _relay(args: argparse.Namespace) -> RelayRoute | None:

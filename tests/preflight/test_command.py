@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.lab import LabTLS
 from core.lab.world import LabWorld
+from core.relay import ROUTE, CampaignRoute
 from core.store import CampaignStore, NewRecipient
 from tests.integration.relay_servers import NO_KEYRING, SubmissionServer
 from tests.preflight.support import BLOCKLIST, SELECTOR, SENDER
@@ -123,3 +124,21 @@ async def test_the_relay_options_check_the_relay_route_without_a_password(
     assert "[N/A ] Outbound port 25" in out and "[N/A ] DNS blocklists" in out
     assert out.rstrip().endswith("8 pass, 0 warn, 0 fail, 0 unknown, 5 n/a")
     assert server.auth_commands == [] and server.logins == []
+
+
+async def test_a_campaign_file_is_checked_on_the_route_it_remembers(
+    world: LabWorld, key: Path, tmp_path: Path
+) -> None:
+    """Its next send goes through the relay its file names: so does the check, unless
+    --direct (or --relay) says otherwise, as it would for the send."""
+    state = tmp_path / "campaign.mxm"
+    remembered = CampaignRoute(relays=("relay.lab.test:2587",))
+    with CampaignStore.create(
+        state, sender=SENDER, message=b"From: News <news@sender.test>\nSubject: Hi\n\nHi\n",
+        settings={"helo": "mail.sender.test", ROUTE: remembered.setting()},
+    ) as store:
+        store.add_recipients([NewRecipient("ada@plain.test", "plain.test", {})])
+    _, relayed, _ = await mxmailer("preflight", "--state", state, *lab(world))
+    assert "[N/A ] Outbound port 25" in relayed and "relay.lab.test" in relayed
+    _, direct, _ = await mxmailer("preflight", "--state", state, "--direct", *lab(world))
+    assert "[N/A ]" not in direct and "relay.lab.test" not in direct
