@@ -227,8 +227,8 @@ class Engine:
         #: End-of-data marks waiting for this turn's journal write: job id -> attempt.
         self._to_mark: dict[int, int] = {}
         self._resumes: list[Callable[[], None]] = []
-        self._marked: set[int] = set()  # committed, marker not yet handed out
-        self._commit_scheduled = False
+        self._marked: set[int] = set()  # journaled, marker not yet handed out
+        self._journal_scheduled = False
         self._tls_broken: dict[str, float] = {}  # host -> until when to skip STARTTLS
         self._dns_slots = asyncio.Semaphore(DNS_LOOKUPS)
 
@@ -620,9 +620,9 @@ class Engine:
             return True
         self._to_mark[job.id] = job.attempts
         self._resumes.append(resume)
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
-            asyncio.get_running_loop().call_soon(self._commit_marks)
+        if not self._journal_scheduled:
+            self._journal_scheduled = True
+            asyncio.get_running_loop().call_soon(self._journal_marks)
         return False
 
     def forget_mark(self, job: Job) -> None:
@@ -631,8 +631,8 @@ class Engine:
         self._marked.discard(job.id)
         self._to_mark.pop(job.id, None)
 
-    def _commit_marks(self) -> None:
-        self._commit_scheduled = False
+    def _journal_marks(self) -> None:
+        self._journal_scheduled = False
         marks, self._to_mark = self._to_mark, {}
         resumes, self._resumes = self._resumes, []
         if not marks:  # every connection that asked ended meanwhile
