@@ -102,7 +102,7 @@ def _gui(parser: argparse.ArgumentParser) -> None:
 #: Every command, in ``--help`` order.
 COMMANDS: dict[str, Command] = {
     "send": Command(
-        "send a campaign directly to each recipient domain's MX servers",
+        "send a campaign to each recipient domain's MX servers, or through a relay",
         _send,
         description="Send a campaign. Resume it by running the same command again with "
         "the same --state file.",
@@ -157,7 +157,7 @@ def build_parser(chosen: Collection[str] | None = None) -> argparse.ArgumentPars
     The others are listed with their help, and importing nothing."""
     parser = argparse.ArgumentParser(
         prog="mxmailer",
-        description="Bulk mail delivered directly to each recipient domain's MX servers.",
+        description="Bulk mail delivered to each recipient domain's MX servers (or a relay).",
     )
     parser.add_argument("--version", action="version", version=f"mxmailer {__version__}")
     parser.set_defaults(run=None)

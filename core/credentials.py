@@ -56,7 +56,10 @@ class PasswordSource:
 
             prompt = getpass.getpass
         if prompt is not None:
-            found = prompt(f"{self.what} password for {user} at {host}: ")
+            try:
+                found = prompt(f"{self.what} password for {user} at {host}: ")
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D or Ctrl-C at the prompt
+                found = ""
             if found:
                 return found
         raise PasswordError(

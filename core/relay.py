@@ -250,13 +250,13 @@ def campaign_route(settings: Mapping[str, object]) -> CampaignRoute | None:
     """The route a campaign's settings remember (:data:`ROUTE`); None when they remember
     none. ``ValueError`` when the value is not one :meth:`CampaignRoute.setting` writes
     (a file changed by hand): better refused than read as direct delivery."""
-    value = settings.get(ROUTE)
-    if value is None:
+    if ROUTE not in settings:
         return None
+    value = settings[ROUTE]
     broken = f"the campaign's stored route {value!r} cannot be read"
-    if not isinstance(value, dict):
+    if not isinstance(value, dict):  # null included: never read as direct
         raise ValueError(broken)
-    if value.get("via") == "direct":
+    if value == {"via": "direct"}:
         return CampaignRoute()
     relays, security = value.get("relays"), value.get("security")
     cafile, user = value.get("cafile", ""), value.get("user", "")

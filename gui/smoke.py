@@ -31,6 +31,7 @@ from pathlib import Path
 
 from core.dns import parse_nameserver
 from core.engine import EngineConfig
+from core.relay import parse_relays
 from gui.main_window import MainWindow, WindowOptions
 from gui.sandbox import (
     BANNER,
@@ -123,9 +124,18 @@ def rehearsal_parser() -> argparse.ArgumentParser:
 
 
 def lab_config(nameserver: tuple[str, int], port: int) -> ConfigFactory:
-    """The settings' engine configuration, pointed at the lab and timed for it."""
+    """The settings' engine configuration, pointed at the lab and timed for it. Relays
+    (a campaign's stored route wins over the settings) are refused unless they are
+    loopback addresses: a name would be resolved by the system, not the lab, and a real
+    relay would take the mail (with the keyring's password) to the internet."""
 
     def make(settings: AppSettings) -> EngineConfig:
+        outside = non_loopback_relays(settings.relay_list)
+        if outside:
+            raise RuntimeError(
+                f"a rehearsal reaches only the lab, and this campaign goes through the relay"
+                f" {', '.join(outside)}: give it a loopback relay or send it direct first"
+            )
         return dataclasses.replace(
             real_engine_config(settings),
             port=port,
@@ -136,6 +146,19 @@ def lab_config(nameserver: tuple[str, int], port: int) -> ConfigFactory:
         )
 
     return make
+
+
+def non_loopback_relays(relays: Sequence[str]) -> list[str]:
+    """The relays (``HOST[:PORT]``) that are not a loopback address."""
+    outside = []
+    for relay in parse_relays(relays, implicit_tls=False):
+        try:
+            loopback = ipaddress.ip_address(relay.host).is_loopback
+        except ValueError:  # a name
+            loopback = False
+        if not loopback:
+            outside.append(relay.name)
+    return outside
 
 
 async def run_rehearsal(window: MainWindow, path: Path, *, concurrency: int, timeout: float) -> int:

@@ -122,7 +122,7 @@ def _preflight(args: argparse.Namespace) -> Preflight:
                     "the lab: the pre-flight checks are for real sending"
                 )
             campaign = from_store(store, helo=args.helo)
-            if not args.relay and not getattr(args, "direct", False):
+            if not args.relay and not args.direct:
                 network = dataclasses.replace(network, relay=_stored_relay(store.settings))
         changes: dict[str, object] = {}
         if dkim is not None:
@@ -190,9 +190,8 @@ def _stored_relay(settings: Mapping[str, object]) -> RelayRoute | None:
 def _relay(args: argparse.Namespace) -> RelayRoute | None:
     """``mxmailer send``'s relay options, checked as a send checks them (names, ports, the
     CA file), except that the password is not looked for: pre-flight does not log in."""
-    if args.relay and getattr(args, "direct", False):  # --direct: where send has it
-        raise UsageError("--relay and --direct cannot be used together")
     try:
+        relay_cli.check(args)  # the same contradictions send refuses
         return relay_route(
             args.relay, implicit_tls=args.relay_security == "tls",
             user=args.relay_user or "",

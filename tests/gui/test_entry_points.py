@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from core.relay import ROUTE, CampaignRoute
+from core.store import CampaignStore, NewRecipient
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 #: The smoke run takes ~3 s (greylisting 2 s); generous for a loaded CI machine.
@@ -64,3 +67,26 @@ def test_core_never_imports_qt() -> None:
     done = run([sys.executable, "-c", probe])
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_rehearsal_refuses_a_campaign_that_goes_through_a_real_relay(tmp_path: Path) -> None:
+    """The campaign file remembers a relay (a stored route wins over Settings): a
+    rehearsal must not take its mail, with the keyring's password, to that relay."""
+    state = tmp_path / "relayed.mxm"
+    with CampaignStore.create(
+        state,
+        sender="news@sender.test",
+        message=b"From: <news@sender.test>\r\nSubject: Hi\r\n\r\nHi\r\n",
+        settings={ROUTE: CampaignRoute(relays=("smtp.provider.test:587",)).setting()},
+    ) as store:
+        store.add_recipients([NewRecipient("ada@plain.test", "plain.test", {})])
+    done = run(
+        [sys.executable, "-m", "gui.smoke", str(state), "--nameserver", "127.0.0.1:9",
+         "--port", "9", "--timeout", "20"],
+        MXMAILER_RELAY_PASSWORD="never-used",
+    )  # fmt: skip
+    assert done.returncode != 0, done.stderr
+    assert "a rehearsal reaches only the lab" in done.stderr
+    assert "smtp.provider.test:587" in done.stderr
+    with CampaignStore.open(state, read_only=True)[0] as store:
+        assert store.get(1).attempts == 0  # nothing was tried

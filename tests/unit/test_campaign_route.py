@@ -57,6 +57,8 @@ def test_direct_and_nothing_stored_are_told_apart() -> None:
         {"via": "relay", "relays": ["smtp.example.test:0"], "security": "starttls"},
         {"via": "relay", "relays": ["smtp.example.test"], "security": "plaintext"},
         {"via": "relay", "relays": ["smtp.example.test"], "security": "tls", "user": 7},
+        None,  # "route": null, edited by hand
+        {"via": "direct", "relays": ["smtp.example.test"]},
     ],
 )
 def test_a_route_that_cannot_be_read_is_refused_not_taken_for_direct(value: object) -> None:

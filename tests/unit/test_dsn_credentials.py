@@ -66,6 +66,21 @@ def test_then_a_prompt_then_a_message_saying_how(monkeypatch: pytest.MonkeyPatch
     assert PASSWORD_ENV in str(error.value) and "keyring set" in str(error.value)
 
 
+@pytest.mark.parametrize("key", [EOFError, KeyboardInterrupt])
+def test_ctrl_d_or_ctrl_c_at_the_prompt_is_no_password(
+    monkeypatch: pytest.MonkeyPatch, key: type[BaseException]
+) -> None:
+    """Not a traceback: the command says how to give the password and exits 2."""
+    fake_keyring(monkeypatch, None)
+    monkeypatch.delenv(PASSWORD_ENV, raising=False)
+
+    def pressed(_: str) -> str:
+        raise key
+
+    with pytest.raises(PasswordError, match="keyring set"):
+        imap_password("u", "imap.test", prompt=pressed)
+
+
 def test_the_relay_password_has_its_own_keyring_entry_and_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
