@@ -1,27 +1,28 @@
 """The main window: puts the panels together and turns the user's actions into calls on
 the open :class:`gui.session.CampaignSession`.
 
-Owns layout, menus, the toolbar, the once-a-second clock, routing each event batch to
-the table, the summary strip, the log and the banners, and closing safely (a run is
-stopped before the file is closed). It never talks SMTP or SQL itself, and it opens
-dialogs only from plain slots, never from a coroutine (see gui.loop).
+Owns layout, menus, the toolbar, the once-a-second clock, opening a campaign as the
+window's (``_attach``), routing each event batch to the table, the summary strip, the log
+and the banners, and closing safely (a run is stopped before the file is closed). Its
+mixins hold the rest of what the user does: :mod:`gui.campaign_files` (Open, Open
+recent, Save as, a dropped .csv), :mod:`gui.exports` (report, bounces, per-domain
+summary) and :mod:`gui.row_actions` (Retry and Remove). It never talks SMTP or SQL
+itself, and it opens dialogs only from plain slots, never from a coroutine (see gui.loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import QMimeData, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -32,16 +33,17 @@ from PySide6.QtWidgets import (
 )
 
 from core import __version__
-from core.domain_summary import export_domain_summary
 from core.events import Event, SenderProblemReported
 from core.outgoing import MESSAGE_DRAFT
 from core.recipients import RecipientsError
-from core.store import RETRYABLE, RecipientState, Status, StoreError
-from core.suppression import write_suppression
+from core.store import RecipientState, StoreError
 from core.template import TemplateError
 from gui.actions import apply_context, build_actions
 from gui.banners import Banner, Kind
+from gui.campaign_files import CampaignFiles
+from gui.campaign_files import dropped_csv as dropped_csv  # its old home: tests import it
 from gui.display import STATUS_LABEL, notice_text, sender_problem_text
+from gui.exports import ExportActions
 from gui.import_dialog import ImportDialog
 from gui.log_panel import LogPanel
 from gui.loop import ErrorReporter, spawn
@@ -52,7 +54,8 @@ from gui.providers_panel import ProvidersModel, ProvidersPanel
 from gui.recent import RECENT_FILE, RecentCampaigns
 from gui.recipients_model import RecipientsModel
 from gui.recipients_view import RecipientsPanel
-from gui.rows import RecipientBook, RecipientRow, load_rows
+from gui.row_actions import RowActions
+from gui.rows import RecipientBook, load_rows
 from gui.sandbox import (
     BANNER,
     DEMO_GREYLIST_SECONDS,
@@ -70,15 +73,7 @@ from gui.settings_model import (
     real_engine_config,
     save_settings,
 )
-from gui.state import (
-    BUSY,
-    Action,
-    ActionContext,
-    RowAction,
-    RunState,
-    retry_needs_confirming,
-    row_actions,
-)
+from gui.state import BUSY, Action, ActionContext, RunState
 from gui.summary import SummaryStrip
 from gui.transcript_panel import TranscriptPanel
 from gui.welcome import WelcomePage
@@ -116,7 +111,7 @@ class WindowOptions:
         return self.data_dir / RECENT_FILE
 
 
-class MainWindow(QMainWindow):
+class MainWindow(CampaignFiles, ExportActions, RowActions, QMainWindow):
     #: The window has closed its campaign and may be destroyed; the app can quit.
     closed = Signal()
 
@@ -333,9 +328,7 @@ class MainWindow(QMainWindow):
             return
         try:
             sample = create_sample_campaign(self.options.data_dir)
-            session = self._open_session(
-                sample.path
-            )
+            session = self._open_session(sample.path)
         except (OSError, StoreError, RecipientsError, TemplateError, SandboxError) as error:
             self._problem(f"The sandbox campaign could not be made: {error}")
             return
@@ -444,67 +437,6 @@ class MainWindow(QMainWindow):
                 f"message edited: saved with the same {campaign.summary.rows} recipients as "
                 f"a new campaign ({old.name} {left})"
             )
-
-    def open_file(self, path: Path) -> bool:
-        """Open a campaign file; False (and a banner saying why) when it cannot be."""
-        if self._busy():
-            return False
-        if self.session is not None and path.resolve() == self.session.path.resolve():
-            return True  # already open (and locked by this window)
-        try:
-            session = self._open_session(
-                path
-            )
-        except (OSError, StoreError) as error:
-            self._problem(f"{path} could not be opened: {error}")
-            return False
-        self._attach(session)
-        return True
-
-    def save_as(self, path: Path) -> bool:
-        """Copy the open campaign to ``path`` and go on in the copy; the old file stays as
-        it was. False (and a banner saying why) when it could not be done."""
-        session = self.session
-        if session is None or not self.action_for[Action.SAVE_AS].isEnabled():
-            return False
-        if not path.suffix:
-            path = path.with_name(path.name + ".mxm")
-            if path.exists():  # the name asked about had no suffix: never replace unasked
-                self._problem(f"{path} already exists: choose another name")
-                return False
-        old, queued_in_both = session.path, session.unfinished if session.real else 0
-        try:
-            session.store.save_copy(path)
-        except StoreError as error:
-            self._problem(f"The campaign could not be saved as {path}: {error}")
-            return False
-        if not self.open_file(path):
-            return False
-        self.log.add(f"saved as {path.name}: {old} is left as it was")
-        if queued_in_both:
-            self.log.add(
-                f"send from one of the two files only: the {queued_in_both:,} "
-                "recipient(s) still queued in both would get the message twice"
-            )
-        return True
-
-    def _fill_recent_menu(self) -> None:
-        """File ▸ Open recent, as it is now (a missing file is listed, disabled)."""
-        menu = self.recent_menu
-        menu.clear()
-        busy = self._busy()
-        for number, path in enumerate(self.recent.paths, start=1):
-            label = f"&{number} {path.name}" if number < 10 else path.name
-            action = menu.addAction(label)
-            action.setToolTip(str(path))
-            action.setStatusTip(str(path) if path.exists() else f"{path} (not found)")
-            action.setEnabled(not busy and path.exists())
-            action.triggered.connect(lambda _=False, chosen=path: self.open_file(chosen))
-        if not self.recent.paths:
-            menu.addAction("No recent campaigns").setEnabled(False)
-            return
-        menu.addSeparator()
-        menu.addAction("&Clear the list", self.recent.clear)
 
     def _open_session(self, path: Path) -> CampaignSession:
         return CampaignSession.open(
@@ -679,234 +611,7 @@ class MainWindow(QMainWindow):
         if self._close_requests:
             self.close()
 
-    # ---- retrying and removing recipients (plain slots: they may ask first) ------------
-
-    def retry_fixable(self) -> int | None:
-        """Queue again every recipient that failed for a reason that may have been fixed
-        since (deferred, expired, sender-fault bounces), once the user agrees; how many
-        were queued, or None when nothing was done."""
-        session = self.session
-        if session is None or not self.action_for[Action.RETRY_FIXABLE].isEnabled():
-            return None
-        try:
-            ids = session.store.fixable_ids()
-        except StoreError as error:
-            self._problem(f"The recipients to retry could not be read: {error}")
-            return None
-        if not ids:
-            return None
-        question = (
-            f"Queue {len(ids)} recipient(s) to be tried again?\n\n"
-            "They were deferred, expired, or bounced for a reason the servers blamed on "
-            "the sender (a blocklisting, a missing DNS record...), which may be fixed by "
-            "now. Recipients that bounced for their own reasons (unknown mailbox...) are "
-            "not retried.\n\nStart sends them."
-        )
-        if not self.confirm("Retry what may work now", question):
-            return None
-        return self._retry(session, ids)
-
-    def retry_selected(self) -> int | None:
-        """Queue the selected recipients again (those that may be); a possibly delivered
-        one only once the user agrees to a possible second copy."""
-        session = self.session
-        rows = self.recipients.selected_rows()
-        if session is None or RowAction.RETRY not in self._row_actions(rows):
-            return None
-        retryable = [row for row in rows if row.status in RETRYABLE]
-        statuses = [row.status for row in retryable]
-        if retry_needs_confirming(statuses):
-            ambiguous = statuses.count(Status.AMBIGUOUS)
-            question = (
-                f"{ambiguous} of the selected recipient(s) may have received the message "
-                "already: the server accepted the whole message but its answer never "
-                "came.\n\nRetrying sends the same message again, so a second copy may "
-                f"arrive. Queue {len(retryable)} recipient(s) again?"
-            )
-            if not self.confirm("Retry possibly delivered recipients", question):
-                return None
-        return self._retry(session, [row.id for row in retryable])
-
-    def remove_selected(self) -> int | None:
-        """Delete the selected recipients (and their attempts) from the campaign file,
-        once the user agrees; how many went, or None when nothing was done."""
-        session = self.session
-        rows = self.recipients.selected_rows()
-        if session is None or RowAction.REMOVE not in self._row_actions(rows):
-            return None
-        question = (
-            f"Remove {len(rows)} recipient(s) from the campaign?\n\n"
-            "They and their attempts are deleted from the campaign file: they are not "
-            "sent, and the report no longer lists them. This cannot be undone."
-        )
-        if not self.confirm("Remove from campaign", question):
-            return None
-        try:
-            removed = session.remove([row.id for row in rows])
-        except StoreError as error:
-            self._problem(f"The recipients could not be removed: {error}")
-            return None
-        finally:
-            self._reload_rows(session)
-        self.log.add(f"{removed} recipient(s) removed from the campaign")
-        return removed
-
-    def _retry(self, session: CampaignSession, ids: list[int]) -> int | None:
-        try:
-            queued = session.retry(ids)
-        except StoreError as error:
-            self._problem(f"The recipients could not be queued again: {error}")
-            return None
-        finally:
-            self._reload_rows(session)
-        self.log.add(f"{queued} recipient(s) queued to be tried again: Start sends them")
-        return queued
-
-    def _reload_rows(self, session: CampaignSession) -> None:
-        """The table from the file again (after the rows were changed outside a run)."""
-        if session is not self.session:
-            return
-        with contextlib.suppress(StoreError):
-            self.model.set_book(RecipientBook(load_rows(session.store), reload=session.store.get))
-        self.transcript.show_recipient(None, None)
-        self._refresh()
-
-    def _row_actions(self, rows: Sequence[RecipientRow]) -> frozenset[RowAction]:
-        return row_actions(self.context(), [row.status for row in rows])
-
-    # ---- exports ------------------------------------------------------------------------
-
-    def export_report(self, path: Path) -> int | None:
-        """Write the CSV report; the number of rows, or None (and a banner) on failure."""
-        if self.session is None or self._refuse_campaign_file(path):
-            return None
-        try:
-            rows = self.session.store.export_report(path)
-        except StoreError as error:
-            self._problem(str(error))
-            return None
-        self.log.add(f"report: {rows} rows written to {path}")
-        self.statusBar().showMessage(f"Report written to {path}", 10_000)
-        return rows
-
-    def export_bounces(self, path: Path) -> int | None:
-        """Write the recipients' own bounces as a suppression list (see mxmailer
-        export-bounces); the number of addresses, or None on failure."""
-        if self.session is None or self._refuse_campaign_file(path):
-            return None
-        store = self.session.store
-        try:
-            written = write_suppression(path, store.bounced_addresses())
-            others = len(store.bounced_addresses("")) + len(store.bounced_addresses("sender"))
-        except (OSError, StoreError, ValueError) as error:
-            self._problem(f"The suppression list could not be written: {error}")
-            return None
-        self.log.add(f"suppression list: {written} bounced address(es) written to {path}")
-        if others:
-            self.log.add(
-                f"{others} other bounce(s) left out: the servers blamed the sender or gave no "
-                "clear reason, so those addresses may be fine"
-            )
-        self.statusBar().showMessage(f"Suppression list written to {path}", 10_000)
-        return written
-
-    def export_domains(self, path: Path) -> int | None:
-        """Write the per-domain summary (see mxmailer export-domains); the number of
-        domains, or None (and a banner) on failure."""
-        if self.session is None or self._refuse_campaign_file(path):
-            return None
-        try:
-            domains = export_domain_summary(self.session.store, path)
-        except StoreError as error:
-            self._problem(str(error))
-            return None
-        self.log.add(f"per-domain summary: {domains} domain(s) written to {path}")
-        self.statusBar().showMessage(f"Per-domain summary written to {path}", 10_000)
-        return domains
-
-    def _refuse_campaign_file(self, path: Path) -> bool:
-        """An export aimed at the open campaign file would replace the campaign with a
-        CSV (a file dialog asks "replace?" and a hurried user says yes): refused."""
-        session = self.session
-        if session is not None and path.resolve() == session.path.resolve():
-            self._problem(f"{path.name} is the campaign file itself: choose another name")
-            return True
-        return False
-
     # ---- dialogs (plain slots only: never inside a coroutine) ---------------------------
-
-    def _choose_campaign(self) -> None:
-        folder = str(self.options.data_dir if self.options.data_dir.exists() else Path.home())
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Open campaign", folder, "MX Mailer campaigns (*.mxm);;All files (*)"
-        )
-        if name:
-            self.open_file(Path(name))
-
-    def _choose_save_as(self) -> None:
-        if self.session is not None:
-            suggested = self.session.path.with_name(self.session.path.stem + " copy.mxm")
-            dialog = QFileDialog(
-                self, "Save campaign as", str(suggested), "MX Mailer campaigns (*.mxm)"
-            )
-            dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-            dialog.setDefaultSuffix("mxm")  # so "replace?" is asked about the real name
-            if dialog.exec() and dialog.selectedFiles():
-                self.save_as(Path(dialog.selectedFiles()[0]))
-
-    def _choose_csv(self) -> None:
-        folder = str(Path.home())
-        name, _ = QFileDialog.getOpenFileName(
-            self,
-            "New campaign from a CSV",
-            folder,
-            "CSV files (*.csv *.txt);;All files (*)",
-        )
-        if name:
-            self.import_csv(Path(name))
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if dropped_csv(event.mimeData()) is not None and not self._busy():
-            event.acceptProposedAction()
-        else:
-            event.ignore()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        path = dropped_csv(event.mimeData())
-        if path is None or self.import_csv(path) is None:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-
-    def _choose_report(self) -> None:
-        if self.session is not None:
-            suggested = self.session.path.with_name(self.session.path.stem + "-report.csv")
-            name, _ = QFileDialog.getSaveFileName(
-                self, "Export report", str(suggested), "CSV files (*.csv)"
-            )
-            if name:
-                self.export_report(Path(name))
-
-    def _choose_domains(self) -> None:
-        if self.session is not None:
-            suggested = self.session.path.with_name(self.session.path.stem + "-domains.csv")
-            name, _ = QFileDialog.getSaveFileName(
-                self, "Export per-domain summary", str(suggested), "CSV files (*.csv)"
-            )
-            if name:
-                self.export_domains(Path(name))
-
-    def _choose_bounces(self) -> None:
-        if self.session is not None:
-            suggested = self.session.path.with_name(self.session.path.stem + "-bounces.txt")
-            name, _ = QFileDialog.getSaveFileName(
-                self,
-                "Export bounces as suppression list",
-                str(suggested),
-                "Text files (*.txt);;All files (*)",
-            )
-            if name:
-                self.export_bounces(Path(name))
 
     def _ask(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(
@@ -1066,15 +771,3 @@ def real_question(count: int, sender: str, relays: str = "") -> str:
         f"Send {count:,} message{'s' if count != 1 else ''} from {sender or '<>'} to real "
         f"recipients?\n\n{how}, and cannot be called back."
     )
-
-
-def dropped_csv(mime: QMimeData) -> Path | None:
-    """The first local .csv file among dropped URLs, if any."""
-    if not mime.hasUrls():
-        return None
-    for url in mime.urls():
-        if url.isLocalFile():
-            path = Path(url.toLocalFile())
-            if path.suffix.lower() == ".csv" and path.is_file():
-                return path
-    return None
