@@ -11,6 +11,8 @@ Talks to ``core`` only through its public API and its event stream, never the re
   ``recipients_filter``, ``recipients_view`` the table; ``status_style`` colours and
   icons.
 * ``main_window`` puts together ``summary``, ``banners``, ``transcript_panel``,
-  ``log_panel``, ``welcome`` and ``actions``.
+  ``log_panel``, ``welcome`` and ``actions``; its campaign-file actions (open, Save As,
+  recent, drops) are in ``campaign_files``, its exports in ``exports``, retry and remove
+  in ``row_actions``.
 * ``smoke`` and ``screenshots`` drive the whole window for CI and the docs.
 """
