@@ -40,21 +40,33 @@ class Check:
     run: Callable[[Facts], Awaitable[list[CheckResult]]]
 
 
+#: The sender domain's checks: the same whichever route the mail takes.
+DOMAIN_CHECKS: Final = (
+    Check(spf_check.KEY, spf_check.TITLE, spf_check.check),
+    Check(dkim_record.KEY, dkim_record.TITLE, dkim_record.check),
+    Check(dmarc.KEY, dmarc.TITLE, dmarc.check),
+    Check(unsubscribe.KEY, unsubscribe.TITLE, unsubscribe.check),
+    Check(providers.KEY, providers.TITLE, providers.check),
+)
+
 #: Every check, in the order they are shown (the network first, then the domain).
 CHECKS: Final = (
     Check(port25.KEY, port25.TITLE, port25.check),
     Check("rdns", "Reverse DNS", reverse.check),
     Check(helo.KEY, helo.TITLE, helo.check),
     Check(dnsbl.KEY, dnsbl.TITLE, dnsbl.check),
-    Check(spf_check.KEY, spf_check.TITLE, spf_check.check),
-    Check(dkim_record.KEY, dkim_record.TITLE, dkim_record.check),
-    Check(dmarc.KEY, dmarc.TITLE, dmarc.check),
-    Check(unsubscribe.KEY, unsubscribe.TITLE, unsubscribe.check),
-    Check(providers.KEY, providers.TITLE, providers.check),
+    *DOMAIN_CHECKS,
     Check(starttls.KEY, starttls.TITLE, starttls.check),
 )
 
-_RELAYS_DELIVER = "the relays deliver the mail, "
+
+def _not_applicable(key: str, title: str, why: str) -> Check:
+    """A direct-route check, shown in relay mode as not applicable, with ``why``."""
+    return Check(
+        key, title, relay_checks.not_applicable(key, title, "the relays deliver the mail, " + why)
+    )
+
+
 #: Relay mode: the relays first, then the domain (SPF for the relays' addresses), then
 #: the direct route's checks, shown as not applicable (they are about this machine
 #: delivering to the recipients' MX hosts, which it does not do in relay mode).
@@ -62,29 +74,28 @@ RELAY_CHECKS: Final = (
     Check(relay_checks.REACH_KEY, relay_checks.REACH_TITLE, relay_checks.reach),
     Check(relay_checks.TLS_KEY, relay_checks.TLS_TITLE, relay_checks.tls),
     Check(relay_checks.AUTH_KEY, relay_checks.AUTH_TITLE, relay_checks.auth),
-    Check(spf_check.KEY, spf_check.TITLE, spf_check.check),
-    Check(dkim_record.KEY, dkim_record.TITLE, dkim_record.check),
-    Check(dmarc.KEY, dmarc.TITLE, dmarc.check),
-    Check(unsubscribe.KEY, unsubscribe.TITLE, unsubscribe.check),
-    Check(providers.KEY, providers.TITLE, providers.check),
-    Check(port25.KEY, port25.TITLE, relay_checks.not_applicable(
-        port25.KEY, port25.TITLE,
-        _RELAYS_DELIVER + "so this machine never connects to port 25.")),
-    Check("rdns", "Reverse DNS", relay_checks.not_applicable(
-        "rdns", "Reverse DNS",
-        _RELAYS_DELIVER + "so receivers see the relays' addresses and reverse DNS, not "
-        "this machine's.")),
-    Check(helo.KEY, helo.TITLE, relay_checks.not_applicable(
-        helo.KEY, helo.TITLE,
-        _RELAYS_DELIVER + "so receivers see the relays' HELO names, not this machine's.")),
-    Check(dnsbl.KEY, dnsbl.TITLE, relay_checks.not_applicable(
-        dnsbl.KEY, dnsbl.TITLE,
-        _RELAYS_DELIVER + "so a listing of this machine's address (a home address in the "
-        "PBL, say) does not matter to receivers.")),
-    Check(starttls.KEY, starttls.TITLE, relay_checks.not_applicable(
-        starttls.KEY, starttls.TITLE,
-        _RELAYS_DELIVER + "so encryption to the recipients' servers is the relays' "
-        "business; the connection to the relay is checked above.")),
+    *DOMAIN_CHECKS,
+    _not_applicable(port25.KEY, port25.TITLE, "so this machine never connects to port 25."),
+    _not_applicable(
+        "rdns",
+        "Reverse DNS",
+        "so receivers see the relays' addresses and reverse DNS, not this machine's.",
+    ),
+    _not_applicable(
+        helo.KEY, helo.TITLE, "so receivers see the relays' HELO names, not this machine's."
+    ),
+    _not_applicable(
+        dnsbl.KEY,
+        dnsbl.TITLE,
+        "so a listing of this machine's address (a home address in the PBL, say) does not"
+        " matter to receivers.",
+    ),
+    _not_applicable(
+        starttls.KEY,
+        starttls.TITLE,
+        "so encryption to the recipients' servers is the relays' business; the connection"
+        " to the relay is checked above.",
+    ),
 )
 
 
