@@ -22,7 +22,7 @@ from pytestqt.qtbot import QtBot
 
 from core.lab.world import LabWorld
 from gui.loop import EngineEventLoop, ErrorReporter, make_loop
-from gui.main_window import MainWindow, WindowOptions
+from gui.main_window import Confirm, MainWindow, WindowOptions
 
 #: How long closing a window may take: it lets messages in flight finish first.
 CLOSE_TIMEOUT_MS = 30_000
@@ -54,8 +54,34 @@ def answers() -> list[bool]:
 
 
 @pytest.fixture
+def confirm(questions: list[tuple[str, str]], answers: list[bool]) -> Confirm:
+    """A window's confirm function: records each question, gives the next answer."""
+
+    def ask(title: str, text: str) -> bool:
+        questions.append((title, text))
+        return answers.pop(0) if answers else False
+
+    return ask
+
+
+@pytest.fixture
 def reporter() -> ErrorReporter:
     return ErrorReporter()
+
+
+@contextlib.contextmanager
+def shown(window: MainWindow, qtbot: QtBot, reporter: ErrorReporter) -> Iterator[MainWindow]:
+    """``window`` shown for the block, then closed as a user would (a second close cuts
+    connections still open); no error may have reached it."""
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.show()
+    yield window
+    window.shut_down()  # stops a run, closes the campaign file, stops the lab
+    if window.session is not None or not closed:
+        window.shut_down()
+    qtbot.waitUntil(lambda: bool(closed), timeout=CLOSE_TIMEOUT_MS)
+    assert reporter.errors == []
 
 
 @pytest.fixture
@@ -81,12 +107,5 @@ def window(
     """The main window on a fresh data folder (a 2 s lab greylisting), closed after the
     test as a user would; no error may have reached the window."""
     window = MainWindow(WindowOptions(tmp_path / "data", greylist_seconds=2), reporter)
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.shut_down()  # stops a run, closes the campaign file, stops the lab
-    if window.session is not None or not closed:
-        window.shut_down()  # a second close cuts connections still open
-    qtbot.waitUntil(lambda: bool(closed), timeout=CLOSE_TIMEOUT_MS)
-    assert reporter.errors == []
+    with shown(window, qtbot, reporter):
+        yield window

@@ -23,7 +23,7 @@ from core.preflight import Status
 from core.store import CampaignStore, NewRecipient
 from core.store import Status as RecipientStatus
 from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions
+from gui.main_window import Confirm, MainWindow, WindowOptions
 from gui.preflight_panel import LIGHTS, PreflightPanel, PreflightRunner
 from gui.sandbox import LAB_TIMEOUTS
 from gui.settings_model import AppSettings, Delivery, real_engine_config
@@ -55,8 +55,7 @@ def window(
     reporter: ErrorReporter,
     tmp_path: Path,
     qtbot: QtBot,
-    questions: list[tuple[str, str]],
-    answers: list[bool],
+    confirm: Confirm,
 ) -> Iterator[MainWindow]:
     def make(settings: AppSettings) -> EngineConfig:
         """The real path, pointed at the lab (never port 25 or the system's resolver)."""
@@ -64,10 +63,6 @@ def window(
             real_engine_config(settings), nameservers=(parse_nameserver(lab.nameserver),),
             port=lab.port, timeouts=LAB_TIMEOUTS, dns_timeout=2.0,
         )
-
-    def confirm(title: str, text: str) -> bool:
-        questions.append((title, text))
-        return answers.pop(0) if answers else False
 
     options = WindowOptions(tmp_path / "data", greylist_seconds=1, config_factory=make)
     window = MainWindow(options, reporter, confirm=confirm)

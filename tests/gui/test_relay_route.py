@@ -25,9 +25,9 @@ from core.lab.world import LabWorld, sandbox_world
 from core.relay import ROUTE, CampaignRoute, with_route
 from core.store import CampaignStore, NewRecipient
 from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions
+from gui.main_window import Confirm, MainWindow, WindowOptions
 from gui.state import RunState
-from tests.gui.conftest import CLOSE_TIMEOUT_MS
+from tests.gui.conftest import CLOSE_TIMEOUT_MS, shown
 from tests.gui.test_settings import REAL, lab_factory
 from tests.integration.relay_servers import SubmissionServer
 
@@ -75,28 +75,15 @@ def window(
     reporter: ErrorReporter,
     tmp_path: Path,
     qtbot: QtBot,
-    questions: list[tuple[str, str]],
-    answers: list[bool],
+    confirm: Confirm,
     lab: LabWorld,
 ) -> Iterator[MainWindow]:
     """The window, its real path pointed at the lab world (direct mail lands there),
     answering the confirmations from ``answers``."""
-
-    def confirm(title: str, text: str) -> bool:
-        questions.append((title, text))
-        return answers.pop(0) if answers else False
-
     options = WindowOptions(tmp_path / "data", greylist_seconds=1, config_factory=lab_factory(lab))
     window = MainWindow(options, reporter, confirm=confirm, preflight=lambda _, go: go())
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.shut_down()
-    if window.session is not None or not closed:
-        window.shut_down()
-    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
-    assert reporter.errors == []
+    with shown(window, qtbot, reporter):
+        yield window
 
 
 def campaign(path: Path, route: CampaignRoute | None) -> Path:

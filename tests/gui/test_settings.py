@@ -26,7 +26,7 @@ from core.store import CampaignStore, NewRecipient, Status
 from core.template import TemplateError
 from gui.banners import Kind
 from gui.loop import EngineEventLoop, ErrorReporter
-from gui.main_window import MainWindow, WindowOptions, real_question
+from gui.main_window import Confirm, MainWindow, WindowOptions, real_question
 from gui.sandbox import BANNER, LAB_TIMEOUTS
 from gui.settings_dialog import SettingsDialog
 from gui.settings_model import (
@@ -39,7 +39,7 @@ from gui.settings_model import (
     validate,
 )
 from gui.state import Action, RunState, start_blocked
-from tests.gui.conftest import running
+from tests.gui.conftest import running, shown
 
 RUN_TIMEOUT_MS = 30_000
 REAL = AppSettings(
@@ -240,8 +240,7 @@ def window(
     reporter: ErrorReporter,
     tmp_path: Path,
     qtbot: QtBot,
-    questions: list[tuple[str, str]],
-    answers: list[bool],
+    confirm: Confirm,
     recorder: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[MainWindow]:
@@ -254,25 +253,14 @@ def window(
 
     monkeypatch.setattr(gui.session, "Engine", RecordingEngine)
 
-    def confirm(title: str, text: str) -> bool:
-        questions.append((title, text))
-        return answers.pop(0) if answers else False
-
     options = WindowOptions(
         tmp_path / "data", greylist_seconds=1, config_factory=recorder.make_config
     )
     # These tests are about the count confirmation and the run: the pre-flight panel
     # shown before it is tested in tests/gui/test_preflight_panel.py.
     window = MainWindow(options, reporter, confirm=confirm, preflight=lambda _, go: go())
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-    window.show()
-    yield window
-    window.shut_down()
-    if window.session is not None or not closed:
-        window.shut_down()
-    qtbot.waitUntil(lambda: bool(closed), timeout=RUN_TIMEOUT_MS)
-    assert reporter.errors == []
+    with shown(window, qtbot, reporter):
+        yield window
 
 
 def real_campaign(path: Path, emails: list[str]) -> Path:
