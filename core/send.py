@@ -270,6 +270,8 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
                 file=sys.stderr,
             )
         try:
+            if args.relay and store.settings.get(SANDBOX) is True:
+                raise _sandbox_refused(args.state)  # before a relay password is asked for
             helo = args.helo or str(store.settings.get("helo", ""))
             stored = _stored_route(args, store)
             # With nothing left to send, the stored relays' password is not needed (a
@@ -363,11 +365,15 @@ def _check_sandbox(path: Path, store: CampaignStore, config: EngineConfig) -> No
         ipaddress.ip_address(host).is_loopback for host, _ in config.nameservers or ()
     )
     if config.relay is not None or not to_lab:
-        raise UsageError(
-            f"{path} was made in the window's sandbox: it is only ever sent to a lab on "
-            "this computer. Give --nameserver with the lab's loopback address (see "
-            "mxmailer lab), or import the list again as a real campaign"
-        )
+        raise _sandbox_refused(path)
+
+
+def _sandbox_refused(path: Path) -> UsageError:
+    return UsageError(
+        f"{path} was made in the window's sandbox: it is only ever sent to a lab on "
+        "this computer. Give --nameserver with the lab's loopback address (see "
+        "mxmailer lab), or import the list again as a real campaign"
+    )
 
 
 def _check_nameservers(config: EngineConfig) -> None:
