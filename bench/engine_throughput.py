@@ -44,10 +44,8 @@ import asyncio
 import contextlib
 import csv
 import os
-import re
 import resource
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -85,6 +83,7 @@ RSS_BAR_BYTES = 300 * 10**6
 SOURCE_BAR, SOURCE_GOAL, AIOSMTPLIB_BAR = 0.5, 1.0, 3.0
 
 ENGINE = "mxmailer send (CLI)"
+CLIENTS = (ENGINE, st.SOURCE, st.AIOSMTPLIB)
 CLI_TIMEOUT = 600.0
 BIG_CLI_TIMEOUT = 1800.0
 LAB_TIMEOUT = 60.0
@@ -588,40 +587,13 @@ def big_report(big: BigResult) -> None:
 # ---- results ---------------------------------------------------------------------------
 
 
-def markdown_table(rows: list[list[str]]) -> list[str]:
-    """A Markdown table, first column left-aligned, the others right-aligned."""
-    widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
-    lines = []
-    for number, row in enumerate(rows):
-        cells = [
-            cell.ljust(w) if col == 0 else cell.rjust(w)
-            for col, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-        if number == 0:
-            marks = ["-" * w if col == 0 else "-" * (w - 1) + ":" for col, w in enumerate(widths)]
-            lines.append("| " + " | ".join(marks) + " |")
-    return lines
-
-
 def by_client(results: list[Result]) -> dict[str, Result]:
-    """Each client's median run by msg/s (the lower middle for even counts)."""
-    chosen: dict[str, Result] = {}
-    for client in (ENGINE, st.SOURCE, st.AIOSMTPLIB):
-        mine = sorted((r for r in results if r.run.client == client), key=lambda r: r.run.rate)
-        chosen[client] = mine[(len(mine) - 1) // 2]
-    return chosen
-
-
-def spread_line(results: list[Result]) -> str:
-    """Every run's msg/s, per client, and the spread (max - min over the median)."""
-    parts = []
-    for client in (ENGINE, st.SOURCE, st.AIOSMTPLIB):
-        rates = [r.run.rate for r in results if r.run.client == client]
-        spread = (max(rates) - min(rates)) / statistics.median(rates) * 100
-        listed = ", ".join(f"{rate:,.0f}" for rate in rates)
-        parts.append(f"{client} {listed} (spread {spread:.0f}%)")
-    return "Every run, msg/s in order: " + "; ".join(parts) + "."
+    """Each client's median run by msg/s (``smtp_throughput.median_runs``)."""
+    chosen = st.median_runs([result.run for result in results], CLIENTS)
+    return {
+        client: next(result for result in results if result.run is run)
+        for client, run in chosen.items()
+    }
 
 
 def part_one_table(results: list[Result]) -> list[str]:
@@ -657,7 +629,7 @@ def part_one_table(results: list[Result]) -> list[str]:
                 f"{run.rate / aio:.2f}x",
             ]
         )
-    return markdown_table(rows)
+    return st.markdown_table(rows)
 
 
 def verdict(met: bool) -> str:
@@ -727,7 +699,7 @@ def part_two_table(big: BigResult) -> list[str]:
             f"{big.connections:,}",
         ],
     ]
-    return markdown_table(rows)
+    return st.markdown_table(rows)
 
 
 def part_two_bars(big: BigResult) -> list[str]:
@@ -772,7 +744,7 @@ def render_section(
         "",
         *part_one_bars(results),
         "",
-        spread_line(results),
+        st.render_spread([result.run for result in results], CLIENTS),
     ]
     if big is not None:
         lines += [
@@ -795,22 +767,6 @@ def render_section(
         "after `bench/smtp_throughput.py`).",
     ]
     return lines
-
-
-def write_docs(section: list[str], path: Path = DOCS) -> None:
-    """Replace this benchmark's marked section, or add it after smtp_throughput's."""
-    block = "\n".join([MARK_BEGIN, *section, MARK_END])
-    text = path.read_text()
-    ours = re.compile(re.escape(MARK_BEGIN) + r".*?" + re.escape(MARK_END), re.S)
-    if ours.search(text):
-        text = ours.sub(lambda _: block, text, count=1)
-    elif st.MARK_END in text:
-        head, _, tail = text.partition(st.MARK_END)
-        tail = tail.lstrip("\n")
-        text = head + st.MARK_END + "\n\n" + block + "\n" + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
 
 
 # ---- main ------------------------------------------------------------------------------
@@ -868,7 +824,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print()
     print("\n".join(section))
     if not args.no_docs:
-        write_docs(section)
+        st.write_docs(section, begin=MARK_BEGIN, end=MARK_END, after=st.MARK_END)
         print(f"\nwrote {DOCS.relative_to(ROOT)}")
     return 0
 

@@ -457,10 +457,12 @@ def run_all(port: int, sink_pid: int, messages: int, slow: int, repeat: int) -> 
 # ---- results -------------------------------------------------------------------------
 
 
-def median_runs(runs: list[Run]) -> dict[str, Run]:
+def median_runs(
+    runs: list[Run], clients: Sequence[str] = (DRIVER, SOURCE, AIOSMTPLIB)
+) -> dict[str, Run]:
     """Each client's median run by messages per second (the lower middle for even counts)."""
     chosen: dict[str, Run] = {}
-    for client in (DRIVER, SOURCE, AIOSMTPLIB):
+    for client in clients:
         mine = sorted((run for run in runs if run.client == client), key=lambda r: r.rate)
         chosen[client] = mine[(len(mine) - 1) // 2]
     return chosen
@@ -495,6 +497,11 @@ def render_table(chosen: dict[str, Run]) -> list[str]:
                 f"{run.rate / aio:.2f}x",
             ]
         )
+    return markdown_table(rows)
+
+
+def markdown_table(rows: list[list[str]]) -> list[str]:
+    """A Markdown table, first column left-aligned, the others right-aligned."""
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     lines = []
     for number, row in enumerate(rows):
@@ -521,9 +528,10 @@ def render_bars(chosen: dict[str, Run]) -> list[str]:
     ]
 
 
-def render_spread(runs: list[Run]) -> str:
+def render_spread(runs: list[Run], clients: Sequence[str] = (DRIVER, SOURCE, AIOSMTPLIB)) -> str:
+    """Every run's msg/s, per client, and the spread (max - min over the median)."""
     parts = []
-    for client in (DRIVER, SOURCE, AIOSMTPLIB):
+    for client in clients:
         rates = [run.rate for run in runs if run.client == client]
         spread = (max(rates) - min(rates)) / statistics.median(rates) * 100
         listed = ", ".join(f"{rate:,.0f}" for rate in rates)
@@ -579,15 +587,25 @@ def render_section(
 
 
 def write_docs(
-    section: list[str], path: Path = DOCS, *, begin: str = MARK_BEGIN, end: str = MARK_END
+    section: list[str],
+    path: Path = DOCS,
+    *,
+    begin: str = MARK_BEGIN,
+    end: str = MARK_END,
+    after: str | None = None,
 ) -> None:
     """Replace the section between ``begin`` and ``end`` in the docs file, or add it
-    (and the file) at the end if missing. Other benchmarks pass their own markers."""
+    (and the file) if missing: right after the line ``after`` when given and present,
+    else at the end. Other benchmarks pass their own markers."""
     block = "\n".join([begin, *section, end])
     text = path.read_text() if path.exists() else DOCS_INTRO
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: block, text, count=1)
+    elif after is not None and after in text:
+        head, _, tail = text.partition(after)
+        tail = tail.lstrip("\n")
+        text = head + after + "\n\n" + block + "\n" + ("\n" + tail if tail else "")
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
