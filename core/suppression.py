@@ -124,17 +124,23 @@ def write_suppression(path: Path, addresses: Iterable[str]) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# MX Mailer suppression list, written {stamp}: never mail these", ""]
     lines.extend(unique[key] for key in sorted(unique))
+    replace_text(path, "\n".join(lines) + "\n")
+    return len(unique)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` at once: written and synced beside it, then renamed
+    over it, so a reader never sees half of it."""
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write("\n".join(lines) + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return len(unique)
 
 
 def _entries(path: Path) -> Iterator[tuple[int, str]]:

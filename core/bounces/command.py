@@ -18,9 +18,7 @@ changed); 2 a usage error, a campaign file that cannot be opened, or no password
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -41,7 +39,12 @@ from core.bounces.imap import (
 from core.bounces.unsubscribe import UnsubscribeRule
 from core.credentials import IMAP, PasswordError
 from core.store import CampaignStore, StoreError
-from core.suppression import SuppressionError, SuppressionList, write_suppression
+from core.suppression import (
+    SuppressionError,
+    SuppressionList,
+    replace_text,
+    write_suppression,
+)
 from core.template import TemplateError
 
 EXIT_OK, EXIT_MAILBOX, EXIT_USAGE = 0, 1, 2
@@ -179,16 +182,7 @@ def extend_suppression(path: Path, addresses: Sequence[str]) -> int:
         text += "\n"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     text += f"# unsubscribed by mail, added {stamp}\n" + "".join(f"{a}\n" for a in new)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_text(path, text)
     return len(new)
 
 
