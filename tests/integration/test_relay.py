@@ -139,6 +139,25 @@ def login(tls: LabTLS, tmp_path: Path, user: str = USER) -> list[str | Path]:
     return ["--relay-cafile", tls.write_ca(tmp_path / "ca.pem"), "--relay-user", user]
 
 
+async def send_via(
+    server: SubmissionServer,
+    tmp_path: Path,
+    *options: str | Path,
+    env: dict[str, str] | None = None,
+    addresses: list[str] = ADDRESSES,
+) -> Run:
+    """``send`` through ``server`` alone, its CA trusted, logging in as ``USER`` (with
+    ``PASSWORD`` unless ``env`` says otherwise), then ``options``."""
+    return await send(
+        tmp_path,
+        *relay(server),
+        *login(server.tls, tmp_path),
+        *options,
+        env=child_env(PASSWORD) if env is None else env,
+        addresses=addresses,
+    )
+
+
 def secret_forms(password: str, user: str = USER) -> list[bytes]:
     """``password`` as it could leak: raw, and base64 as AUTH PLAIN (with and without an
     authorization identity) and AUTH LOGIN send it."""
@@ -206,9 +225,7 @@ async def test_starttls_and_auth_deliver_all_and_the_password_shows_nowhere(
     tmp_path: Path, offered: tuple[str, ...], used: str
 ) -> None:
     async with SubmissionServer(USER, PASSWORD, mechanisms=offered) as server:
-        run = await send(
-            tmp_path, *relay(server), *login(server.tls, tmp_path), env=child_env(PASSWORD)
-        )
+        run = await send_via(server, tmp_path)
     assert_delivered(run, server)
     assert {attempt.mechanism for attempt in server.logins} == {used}
     assert_no_secret(run, tmp_path, PASSWORD)
@@ -218,12 +235,7 @@ async def test_the_keyring_password_comes_before_the_environment(tmp_path: Path)
     keyring = {f"{USER}@127.0.0.1": PASSWORD}
     wrong = "not-the-password-from-the-environment"
     async with SubmissionServer(USER, PASSWORD) as server:
-        run = await send(
-            tmp_path,
-            *relay(server),
-            *login(server.tls, tmp_path),
-            env=child_env(wrong, keyring=keyring),
-        )
+        run = await send_via(server, tmp_path, env=child_env(wrong, keyring=keyring))
     assert_delivered(run, server)
     assert_no_secret(run, tmp_path, PASSWORD, wrong)
 
@@ -235,13 +247,7 @@ async def test_a_refused_login_is_not_retried_and_is_reported_with_the_535_reply
     relays pause for the recipients' lifetime, which ends them with the reply."""
     wrong = "wrong-password"
     async with SubmissionServer(USER, PASSWORD) as server:
-        run = await send(
-            tmp_path,
-            *relay(server),
-            *login(server.tls, tmp_path),
-            "--lifetime", "60",
-            env=child_env(wrong),
-        )  # fmt: skip
+        run = await send_via(server, tmp_path, "--lifetime", "60", env=child_env(wrong))
     assert run.code == 1, run.err
     assert server.messages == []
     # Only the connections opened at the start tried to log in: the run ended well before
@@ -262,7 +268,7 @@ async def test_without_a_password_it_exits_2_naming_both_sources_and_connects_no
     tmp_path: Path,
 ) -> None:
     async with SubmissionServer(USER, PASSWORD) as server:
-        run = await send(tmp_path, *relay(server), *login(server.tls, tmp_path), env=child_env())
+        run = await send_via(server, tmp_path, env=child_env())
     assert run.code == 2, run.err
     assert "keyring" in run.err.lower()
     assert PASSWORD_ENV in run.err
@@ -297,13 +303,7 @@ async def test_a_certificate_that_does_not_verify_gets_neither_mail_nor_password
 async def test_a_relay_without_starttls_never_gets_the_password(tmp_path: Path) -> None:
     """STARTTLS is required by default: a relay offering AUTH in the clear gets nothing."""
     async with SubmissionServer(USER, PASSWORD, security="none") as server:
-        run = await send(
-            tmp_path,
-            *relay(server),
-            *login(server.tls, tmp_path),
-            "--lifetime", "2",
-            env=child_env(PASSWORD),
-        )  # fmt: skip
+        run = await send_via(server, tmp_path, "--lifetime", "2")
     assert run.code == 1, run.err
     assert server.connections >= 1
     assert server.auth_commands == [] and server.messages == []
@@ -335,13 +335,7 @@ async def test_without_login_mail_still_never_goes_to_a_relay_in_the_clear(
 
 async def test_implicit_tls_from_the_first_byte(tmp_path: Path) -> None:
     async with SubmissionServer(USER, PASSWORD, security="tls") as server:
-        run = await send(
-            tmp_path,
-            *relay(server),
-            *login(server.tls, tmp_path),
-            "--relay-security", "tls",
-            env=child_env(PASSWORD),
-        )  # fmt: skip
+        run = await send_via(server, tmp_path, "--relay-security", "tls")
     assert_delivered(run, server)
     assert_no_secret(run, tmp_path, PASSWORD)
 
@@ -366,13 +360,7 @@ async def test_relay_mode_asks_no_nameserver(tmp_path: Path) -> None:
         nameserver.setblocking(False)
         address = f"127.0.0.1:{nameserver.getsockname()[1]}"
         async with SubmissionServer(USER, PASSWORD) as server:
-            run = await send(
-                tmp_path,
-                *relay(server),
-                *login(server.tls, tmp_path),
-                "--nameserver", address,
-                env=child_env(PASSWORD),
-            )  # fmt: skip
+            run = await send_via(server, tmp_path, "--nameserver", address)
         with contextlib.suppress(BlockingIOError):
             query = nameserver.recv(4096)
             pytest.fail(f"relay mode asked the nameserver: {query!r}")
@@ -419,12 +407,8 @@ async def test_per_destination_limits_the_connections_to_the_relay_set(
     one opens, which is what shows that with a limit of 1 the limit is what held."""
     addresses = [f"u{n}@dest{n % 7}.test" for n in range(24)]
     async with SubmissionServer(USER, PASSWORD, data_delay=0.05) as server:
-        run = await send(
-            tmp_path,
-            *relay(server),
-            *login(server.tls, tmp_path),
-            "--concurrency", "8", "--per-destination", str(limit),
-            env=child_env(PASSWORD),
+        run = await send_via(
+            server, tmp_path, "--concurrency", "8", "--per-destination", str(limit),
             addresses=addresses,
         )  # fmt: skip
     assert_delivered(run, server, addresses)
