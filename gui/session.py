@@ -204,16 +204,17 @@ class CampaignSession(QObject):
         return sum(n for status, n in self.counts.items() if not status.final)
 
     def context(self) -> ActionContext:
+        blocked = self.send_blocked()  # once: it parses the settings and the stored route
         return ActionContext(
             self.run_state,
-            self.sendable,
+            blocked is None,
             self.unfinished,
             self.counts.get(Status.BOUNCED, 0),
             fresh=self.fresh,
             writable=not self.store.read_only,
             fixable=self.fixable,
             real=self.real,
-            send_blocked=self.send_blocked() or "",
+            send_blocked=blocked or "",
             draft=self.store.settings.get(MESSAGE_DRAFT) is True,
         )
 
