@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import html
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -134,10 +135,10 @@ class PreflightPanel(QDialog):
             color = status_color(key, self.palette()).name()
             light.setStyleSheet(f"color: {color}; font-weight: bold;")
             light.setAccessibleName(f"{result.title}: {word}")
-            title = QLabel(f"<b>{_escape(result.title)}</b>")
-            text = _escape(result.result)
+            title = QLabel(f"<b>{html.escape(result.title, quote=False)}</b>")
+            text = html.escape(result.result, quote=False)
             if result.fix:
-                text += f"<br><i>Fix:</i> {_escape(result.fix)}"
+                text += f"<br><i>Fix:</i> {html.escape(result.fix, quote=False)}"
             body = QLabel(text)
             body.setWordWrap(True)
             body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -272,7 +273,3 @@ async def pending_domains(store: CampaignStore) -> dict[str, int]:
         if index % _SLICE == 0:
             await asyncio.sleep(0)
     return dict(counts)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
