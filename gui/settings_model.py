@@ -380,10 +380,9 @@ def settings_route(settings: AppSettings) -> CampaignRoute:
         return CampaignRoute()
     implicit_tls = settings.relay_security == "tls"
     relays = parse_relays(settings.relay_list, implicit_tls=implicit_tls)
-    cafile = str(Path(settings.relay_cafile).resolve()) if settings.relay_cafile else ""
-    return CampaignRoute(
-        tuple(relay.name for relay in relays), implicit_tls, cafile, settings.relay_user
-    )
+    # As a run with these settings would store it; the login without its password.
+    route = CampaignRoute.of(RelayConfig(relays, implicit_tls, None, settings.relay_cafile or None))
+    return dataclasses.replace(route, user=settings.relay_user)
 
 
 def run_settings(settings: AppSettings, stored: CampaignRoute | None) -> AppSettings:
