@@ -31,11 +31,11 @@ typecheck: install
 	$(BIN)/mypy --strict core gui
 
 # Real MTAs for the interop tests (Postfix + postgrey, and Dovecot's IMAP server for the
-# bounce mailbox; Debian packages). Installing needs
-# root; elsewhere the interop tests skip and say why (under CI=true they fail instead).
+# bounce mailbox; Debian packages). Installing needs root; elsewhere the interop and IMAP
+# tests skip and say why (under CI=true they fail instead).
 mta:
 	@if [ "$$(id -u)" -eq 0 ]; then bash .ci/install-mta.sh; \
-	else echo "make: not root, so Postfix/postgrey are not installed; interop tests will skip"; fi
+	else echo "make: not root, so Postfix/postgrey/Dovecot are not installed; interop and IMAP tests will skip"; fi
 
 # The system libraries Qt loads, and a font (Debian packages; needs root, as above).
 qt:
