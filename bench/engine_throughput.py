@@ -396,18 +396,7 @@ def reference(action: Callable[[], st.Run], sink_pid: int) -> Result:
     return Result(run, rss.kib)
 
 
-def run_engine_on_sink(
-    folder: Path, messages: int, nameserver: str, port: int, sink_pid: int, number: int
-) -> Result:
-    campaign = Campaign(
-        write_recipients(folder / "sink.csv", sink_addresses(messages)),
-        write_message(folder / "message.eml"),
-        folder / f"c{number}.mxm",
-        nameserver,
-        port,
-        CONNECTIONS,
-        CONNECTIONS,
-    )
+def run_engine_on_sink(campaign: Campaign, messages: int, sink_pid: int) -> Result:
     sink_before = st.process_cpu(sink_pid)
     launched = time.time()
     done = run_cli(campaign, messages, CLI_TIMEOUT, ignore=[sink_pid])
@@ -447,12 +436,19 @@ def part_one(folder: Path, messages: int, repeat: int) -> list[Result]:
                     f" {repeat} round(s)",
                     flush=True,
                 )
+                recipients = write_recipients(folder / "sink.csv", sink_addresses(messages))
+                message = write_message(folder / "message.eml")
                 for number in range(repeat):
-                    results.append(
-                        run_engine_on_sink(
-                            folder, messages, dns.nameserver, port, sink.pid, number
-                        )
+                    campaign = Campaign(
+                        recipients,
+                        message,
+                        folder / f"c{number}.mxm",
+                        dns.nameserver,
+                        port,
+                        CONNECTIONS,
+                        CONNECTIONS,
                     )
+                    results.append(run_engine_on_sink(campaign, messages, sink.pid))
                     report(results[-1])
                     results.append(
                         reference(lambda: st.run_smtp_source(port, messages, sink.pid), sink.pid)
