@@ -279,8 +279,7 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
             pending = any(n for status, n in store.counts().items() if not status.final)
             config = _engine_config(args, helo, store.sender, stored=stored, login=pending)
             _check_sandbox(args.state, store, config)
-            if config.relay is None:  # a relay is found by its name, not by MX lookups
-                _check_nameservers(config)
+            _check_nameservers(config)
             OutgoingMessages(store.message, store.settings)  # the DKIM key is still usable
             route = CampaignRoute.of(config.relay)
             if stored is not None and not (args.relay or args.direct):
@@ -321,8 +320,7 @@ def _prepare(args: argparse.Namespace) -> _Inputs:
     helo = args.helo or sender.rpartition("@")[2]
     config = _engine_config(args, helo, sender)
     source = _RecipientsSource.from_args(args)
-    if config.relay is None:  # a relay is found by its name, not by MX lookups
-        _check_nameservers(config)
+    _check_nameservers(config)
     if source.suppression is not None and source.suppression.rejected:
         first = source.suppression.rejected[0]
         print(
@@ -378,7 +376,10 @@ def _sandbox_refused(path: Path) -> UsageError:
 
 def _check_nameservers(config: EngineConfig) -> None:
     """Refuse to start when no nameserver answers: every recipient would wait out its
-    lifetime in DNS retries."""
+    lifetime in DNS retries. Relay mode asks none: a relay is found by its name, not by
+    MX lookups."""
+    if config.relay is not None:
+        return
     resolver = MXResolver(config.nameservers, timeout=config.dns_timeout)
     if asyncio.run(resolver.answers()):
         return
