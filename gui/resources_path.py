@@ -25,7 +25,11 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "resources"
 
 
+def icon_file(size: int) -> Path:
+    """The app icon's ``size`` px PNG."""
+    return resources_dir() / "icons" / f"mxmailer-{size}.png"
+
+
 def icon_files() -> list[Path]:
     """The app icon's PNGs, smallest first (a QIcon picks the size each place needs)."""
-    icons = resources_dir() / "icons"
-    return [icons / f"mxmailer-{size}.png" for size in ICON_SIZES]
+    return [icon_file(size) for size in ICON_SIZES]

@@ -27,10 +27,13 @@ import struct
 import sys
 from pathlib import Path
 
-ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
+from gui.resources_path import ICON_SIZES, icon_file, resources_dir
+
+ICONS = resources_dir() / "icons"
 SOURCE = ICONS / "mxmailer.svg"
-#: Every PNG size rendered; hicolor's usual sizes plus 512 for AppStream and macOS.
-PNG_SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
+#: Every PNG size rendered (one list with the window's): hicolor's usual sizes plus 512
+#: for AppStream and macOS.
+PNG_SIZES = ICON_SIZES
 #: Windows shows at most 256 px; ICO cannot say "512" (one byte per side, 0 means 256).
 ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)
 #: ICNS element types that hold a PNG, by side in pixels (Apple's icns types).
@@ -38,8 +41,8 @@ ICNS_TYPES = {16: b"icp4", 32: b"icp5", 64: b"icp6", 128: b"ic07", 256: b"ic08",
 
 
 def png_path(size: int) -> Path:
-    """Where the ``size`` px PNG is (the window, the spec and the tests all use this)."""
-    return ICONS / f"mxmailer-{size}.png"
+    """Where the ``size`` px PNG is (the window's own :func:`icon_file`)."""
+    return icon_file(size)
 
 
 def render_png(svg: Path, size: int) -> bytes:
