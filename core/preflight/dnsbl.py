@@ -17,8 +17,14 @@ from typing import Final
 
 import dns.reversename
 
-from core.preflight.facts import Facts, public_problem
-from core.preflight.report import RELAY_ADVICE, CheckResult, Status, worst
+from core.preflight.facts import Facts
+from core.preflight.report import (
+    RELAY_ADVICE,
+    CheckResult,
+    Status,
+    no_public_address,
+    worst,
+)
 
 KEY = "dnsbl"
 TITLE = "DNS blocklists"
@@ -48,15 +54,9 @@ def query_name(address: str, zone: str) -> str:
 
 
 async def check(facts: Facts) -> list[CheckResult]:
-    addresses = [
-        outgoing.address
-        for outgoing in await facts.outgoing()
-        if outgoing.address is not None and public_problem(outgoing.address) is None
-    ]
+    addresses = await facts.public_addresses()
     if not addresses:
-        return [CheckResult(KEY, TITLE, Status.UNKNOWN,
-                            "Not checked: no public outgoing address is known.",
-                            "Give the public address with --source-address to check it.")]
+        return [no_public_address(KEY, TITLE)]
     pairs = [(address, zone) for address in addresses for zone in facts.network.dnsbl_zones]
     found = await asyncio.gather(*(_ask(facts, address, zone) for address, zone in pairs))
     status = worst([status for status, _ in found])

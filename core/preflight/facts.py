@@ -337,6 +337,14 @@ class Facts:
             found.append(_route_from(version, targets, self.network.port))
         return found[0], found[1]
 
+    async def public_addresses(self) -> list[str]:
+        """The outgoing addresses receivers see: those known and public."""
+        return [
+            outgoing.address
+            for outgoing in await self.outgoing()
+            if outgoing.address is not None and public_problem(outgoing.address) is None
+        ]
+
     async def reverse(self, address: str) -> Reverse:
         result: Reverse = await self._once(("reverse", address), lambda: self._reverse(address))
         return result

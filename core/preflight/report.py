@@ -60,6 +60,13 @@ class CheckResult:
     fix: str = ""
 
 
+def no_public_address(key: str, title: str) -> CheckResult:
+    """Check ``key`` not made: it needs a public outgoing address and none is known."""
+    return CheckResult(key, title, Status.UNKNOWN,
+                       "Not checked: no public outgoing address is known.",
+                       "Give the public address with --source-address to check it.")
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     results: tuple[CheckResult, ...]

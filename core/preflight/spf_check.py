@@ -10,7 +10,7 @@ the user fixes by adding it; for a relay, by adding the relay provider's ``inclu
 from __future__ import annotations
 
 from core.preflight.facts import Facts, public_problem
-from core.preflight.report import CheckResult, Status, worst
+from core.preflight.report import CheckResult, Status, no_public_address, worst
 from core.preflight.spf import SPFOutcome, SPFResult, check_host
 
 KEY = "spf"
@@ -38,12 +38,9 @@ async def check(facts: Facts) -> list[CheckResult]:
     if facts.network.relay is not None:
         return await _relays(facts)
     domain = facts.campaign.sender_domain
-    addresses = [o.address for o in await facts.outgoing()
-                 if o.address is not None and public_problem(o.address) is None]
+    addresses = await facts.public_addresses()
     if not addresses:
-        return [CheckResult(KEY, TITLE, Status.UNKNOWN,
-                            "Not checked: no public outgoing address is known.",
-                            "Give the public address with --source-address to check it.")]
+        return [no_public_address(KEY, TITLE)]
     outcomes = [(address, await spf_for(facts, address)) for address in addresses]
     status = worst([STATUS[outcome.result] for _, outcome in outcomes])
     text = " ".join(
