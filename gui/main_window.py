@@ -131,13 +131,7 @@ class MainWindow(CampaignFiles, ExportActions, RowActions, QMainWindow):
         self.reporter = reporter
         #: Checks a real campaign before its Start (gui.preflight_panel), then goes on.
         self.preflight: PreflightGate = preflight or PreflightRunner(
-            self,
-            lambda: self.settings,
-            options.config_factory,
-            reporter,
-            closing=self.closed,
-            # What Start will use: a campaign keeps the relays its file remembers.
-            run_settings=lambda session, _settings: session.run_settings(),
+            self, options.config_factory, reporter, closing=self.closed
         )
         #: The app's settings (sandbox unless the user chose and acknowledged otherwise).
         self.settings: AppSettings = load_settings(options.settings_path)

@@ -49,9 +49,6 @@ log = logging.getLogger(__name__)
 
 #: The window's gate before a real Start: check ``session``, call ``proceed`` to go on.
 PreflightGate = Callable[[CampaignSession, Callable[[], None]], object]
-#: The settings a real Start of ``session`` would run with, from the window's settings
-#: (say, the relays the campaign file remembers instead of the Settings' route).
-RunSettings = Callable[[CampaignSession, AppSettings], AppSettings]
 
 #: Each light: a symbol whose shape says it, a word, and the status colour key
 #: (``gui.status_style``: Okabe-Ito colours, readable on light and dark palettes).
@@ -164,21 +161,15 @@ class PreflightRunner:
     def __init__(
         self,
         parent: QWidget,
-        settings: Callable[[], AppSettings],
         config_factory: ConfigFactory,
         reporter: ErrorReporter,
         *,
         closing: SignalInstance | None = None,
         dnsbl_zones: tuple[str, ...] = (DEFAULT_DNSBL,),
-        run_settings: RunSettings | None = None,
     ) -> None:
         self.parent = parent
-        #: The settings a real Start of a session runs with (its route included); None:
-        #: the window's settings as they are.
-        self.run_settings = run_settings
         #: Emitted when the window closes: an open panel is cancelled, its checks stop.
         self.closing = closing
-        self.settings = settings
         self.config_factory = config_factory
         self.reporter = reporter
         self.dnsbl_zones = dnsbl_zones
@@ -188,7 +179,7 @@ class PreflightRunner:
     def __call__(self, session: CampaignSession, proceed: Callable[[], None]) -> PreflightPanel:
         if session.sandboxed:  # never: the window gates real sessions only
             raise RuntimeError("a sandbox campaign is never checked against the internet")
-        panel = PreflightPanel(self.parent, relay=bool(self._settings(session).relay_list))
+        panel = PreflightPanel(self.parent, relay=bool(session.run_settings().relay_list))
         panel.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         panel.setWindowModality(Qt.WindowModality.WindowModal)
         task = spawn(self._run(panel, session), self.reporter)
@@ -203,13 +194,10 @@ class PreflightRunner:
         panel.open()
         return panel
 
-    def _settings(self, session: CampaignSession) -> AppSettings:
-        settings = self.settings()
-        return settings if self.run_settings is None else self.run_settings(session, settings)
-
     async def _run(self, panel: PreflightPanel, session: CampaignSession) -> None:
         try:
-            settings = self._settings(session)
+            # What Start will use: a campaign keeps the relays its file remembers.
+            settings = session.run_settings()
             # The run's configuration, without its login: pre-flight never logs in, so
             # it needs no password (the keyring is not asked; Start asks it).
             config = self.config_factory(dataclasses.replace(settings, relay_user=""))
