@@ -65,6 +65,12 @@ def compacting_path(campaign: Path) -> Path:
     return Path(f"{campaign}-eod.new")
 
 
+def remove(campaign: Path) -> None:
+    """Delete the journal of ``campaign`` and what a compaction cut short may have left."""
+    journal_path(campaign).unlink(missing_ok=True)
+    compacting_path(campaign).unlink(missing_ok=True)
+
+
 def identity(created: str) -> bytes:
     """A campaign's identity in its journal's header, from its file's creation stamp."""
     return hashlib.sha256(created.encode()).digest()
@@ -93,6 +99,7 @@ class EODJournal:
     the store turns that into its own error and stops every write."""
 
     def __init__(self, campaign: Path, identity: bytes) -> None:
+        self._campaign = campaign
         self.path = journal_path(campaign)
         self._partial = compacting_path(campaign)
         self._header = _MAGIC + identity
@@ -147,8 +154,7 @@ class EODJournal:
         """Close and delete the journal (after its unsettled records were folded), and
         what a compaction cut short may have left."""
         self.close()
-        self.path.unlink(missing_ok=True)
-        self._partial.unlink(missing_ok=True)
+        remove(self._campaign)
         self._size = 0
 
     @property

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from core import __version__
+from core import __version__, eod_journal
 from core import store_schema as schema
 from core.eod_journal import (
     EODJournal,
@@ -1129,8 +1129,7 @@ def _remove_journal(path: Path) -> None:
     """After a recovery that folded it: a journal left behind would be folded again (its
     records are settled by then, so harmlessly), but must not outlive the campaign."""
     try:
-        journal_path(path).unlink(missing_ok=True)
-        compacting_path(path).unlink(missing_ok=True)  # a compaction cut short
+        eod_journal.remove(path)
     except OSError as exc:
         raise StoreError(
             f"cannot remove {journal_path(path)} after recovering {path}: {exc.strerror}"
