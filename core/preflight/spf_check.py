@@ -42,31 +42,47 @@ async def check(facts: Facts) -> list[CheckResult]:
     if not addresses:
         return [no_public_address(KEY, TITLE)]
     outcomes = [(address, await spf_for(facts, address)) for address in addresses]
+    status, text = _found(outcomes)
+    bad = {outcome.result for _, outcome in outcomes}
+    mechanism = _mechanism(addresses[0])
+    fix = ""
+    if SPFResult.PERMERROR in bad:
+        fix = _permerror_fix(domain)
+    elif bad & {SPFResult.FAIL, SPFResult.SOFTFAIL, SPFResult.NEUTRAL}:
+        fix = (f"Add {mechanism} to the SPF record of {domain} (before its 'all').")
+    elif SPFResult.NONE in bad:
+        fix = (f"Publish a TXT record at {domain}: 'v=spf1 {mechanism} -all' (add "
+               "your other sending services). Gmail and Yahoo require SPF or DKIM.")
+    elif SPFResult.TEMPERROR in bad:
+        fix = TEMPERROR_FIX
+    return [CheckResult(KEY, TITLE, status, text, fix)]
+
+
+#: What to do when the domain's DNS servers did not answer.
+TEMPERROR_FIX = "Try again; if it persists, check the domain's DNS servers."
+
+
+def _permerror_fix(domain: str) -> str:
+    return (f"Correct the SPF record of {domain}: one record, valid terms, at most 10 "
+            "DNS lookups (flatten includes you do not need).")
+
+
+def _mechanism(address: str) -> str:
+    """The SPF mechanism that authorises ``address`` alone."""
+    return f"{'ip4' if ':' not in address else 'ip6'}:{address}"
+
+
+def _found(outcomes: list[tuple[str, SPFOutcome]]) -> tuple[Status, str]:
+    """The worst light of ``outcomes`` (each named by what it was for) and what they say,
+    with the record evaluated."""
     status = worst([STATUS[outcome.result] for _, outcome in outcomes])
     text = " ".join(
-        f"SPF {outcome.result.value} for {address}: {outcome.reason}."
-        for address, outcome in outcomes
+        f"SPF {outcome.result.value} for {name}: {outcome.reason}." for name, outcome in outcomes
     )
     record = next((outcome.record for _, outcome in outcomes if outcome.record), None)
     if record:
         text += f" Record: {record!r}."
-    bad = {outcome.result for _, outcome in outcomes}
-    fix = ""
-    if SPFResult.PERMERROR in bad:
-        fix = (f"Correct the SPF record of {domain}: one record, valid terms, at most 10 "
-               "DNS lookups (flatten includes you do not need).")
-    elif bad & {SPFResult.FAIL, SPFResult.SOFTFAIL, SPFResult.NEUTRAL}:
-        first = addresses[0]
-        mechanism = "ip4" if ":" not in first else "ip6"
-        fix = (f"Add {mechanism}:{first} to the SPF record of {domain} (before its 'all').")
-    elif SPFResult.NONE in bad:
-        first = addresses[0]
-        mechanism = "ip4" if ":" not in first else "ip6"
-        fix = (f"Publish a TXT record at {domain}: 'v=spf1 {mechanism}:{first} -all' (add "
-               "your other sending services). Gmail and Yahoo require SPF or DKIM.")
-    elif SPFResult.TEMPERROR in bad:
-        fix = "Try again; if it persists, check the domain's DNS servers."
-    return [CheckResult(KEY, TITLE, status, text, fix)]
+    return status, text
 
 
 #: Relay addresses evaluated at most (a relay name with many addresses).
@@ -101,33 +117,26 @@ async def _relays(facts: Facts) -> list[CheckResult]:
                             f"Make sure the SPF record of {domain} authorises the addresses "
                             "your relays deliver from (your relay provider's include:).")]
     outcomes = [(address, relay, await spf_for(facts, address)) for address, relay in addresses]
-    status = worst([STATUS[outcome.result] for _, _, outcome in outcomes])
-    text = " ".join(
-        f"SPF {outcome.result.value} for relay {relay} at {address}: {outcome.reason}."
-        for address, relay, outcome in outcomes
+    status, text = _found(
+        [(f"relay {relay} at {address}", outcome) for address, relay, outcome in outcomes]
     )
-    record = next((outcome.record for _, _, outcome in outcomes if outcome.record), None)
-    if record:
-        text += f" Record: {record!r}."
     bad = {outcome.result for _, _, outcome in outcomes}
     failing = [address for address, _, outcome in outcomes
                if outcome.result is not SPFResult.PASS]
-    first = failing[0] if failing else addresses[0][0]
-    mechanism = "ip4" if ":" not in first else "ip6"
+    mechanism = _mechanism(failing[0] if failing else addresses[0][0])
     fix = ""
     if SPFResult.PERMERROR in bad:
-        fix = (f"Correct the SPF record of {domain}: one record, valid terms, at most 10 "
-               "DNS lookups (flatten includes you do not need).")
+        fix = _permerror_fix(domain)
     elif bad & {SPFResult.FAIL, SPFResult.SOFTFAIL, SPFResult.NEUTRAL}:
         fix = (f"Add include:… of your relay provider (its documentation names it) or "
-               f"{mechanism}:{first} of your relay to the SPF record of {domain}, before "
+               f"{mechanism} of your relay to the SPF record of {domain}, before "
                "its 'all'.")
     elif SPFResult.NONE in bad:
         fix = (f"Publish a TXT record at {domain}: 'v=spf1 include:… -all' with your relay "
-               f"provider's include (or {mechanism}:{first} of your relay). Gmail and "
+               f"provider's include (or {mechanism} of your relay). Gmail and "
                "Yahoo require SPF or DKIM.")
     elif SPFResult.TEMPERROR in bad:
-        fix = "Try again; if it persists, check the domain's DNS servers."
+        fix = TEMPERROR_FIX
     if fix and status is not Status.UNKNOWN:
         fix += (" A relay may deliver from other addresses than the one it receives on: "
                 "the provider's include: covers those.")
