@@ -305,12 +305,14 @@ def test_cancel_while_importing_stops_the_import_and_leaves_nothing(
     big.write_text("email\n" + "".join(f"u{n}@plain.test\n" for n in range(5000)))
     started, release = threading.Event(), threading.Event()
     real_read = gui.importing.read_recipients
+    read: list[object] = []
 
     def held(*args: object, **kwargs: object) -> Iterator[object]:
         for number, row in enumerate(real_read(*args, **kwargs)):  # type: ignore[arg-type]
             if number == 1:
                 started.set()
                 assert release.wait(10)  # the import is under way: its first batch is read
+            read.append(row)
             yield row
 
     folder = tmp_path / "data"
@@ -329,3 +331,4 @@ def test_cancel_while_importing_stops_the_import_and_leaves_nothing(
         release.set()
     assert dialog.campaign is None
     assert not folder.exists() or list(folder.iterdir()) == []  # no file, half-made or not
+    assert len(read) <= gui.importing.CANCEL_CHECK_ROWS  # stopped reading, not at the end
