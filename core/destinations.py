@@ -107,8 +107,13 @@ class Destination:
         del hosts[max_hosts:]  # after the shuffle: every host of a rank gets its share
         return [(host.name, address) for host in hosts for address in host.addresses]
 
+    @property
+    def resumes_at(self) -> float:
+        """When this destination's pause, or its provider's, ends (past: not paused)."""
+        return max(self.paused_until, self.provider.paused_until)
+
     def paused(self, now: float) -> bool:
-        return now < max(self.paused_until, self.provider.paused_until)
+        return now < self.resumes_at
 
     def can_open(self, now: float) -> bool:
         return (

@@ -383,8 +383,7 @@ class Engine:
     def _enqueue(self, destination: Destination, job: Job, *, front: bool = False) -> None:
         now = self.clock()
         if destination.paused(now):
-            until = max(destination.paused_until, destination.provider.paused_until)
-            self._wait_for_pause(job, until)
+            self._wait_for_pause(job, destination.resumes_at)
             return
         if front:
             destination.queue.appendleft(job)
@@ -554,8 +553,7 @@ class Engine:
             job.first_attempt_at = job.first_attempt_at or now
             job.last = (None, "", f"all {hosts} failed: {why}")
             if destination.paused(now):
-                until = max(destination.paused_until, destination.provider.paused_until)
-                self._wait_for_pause(job, until)
+                self._wait_for_pause(job, destination.resumes_at)
             else:
                 self._transient(job, None, reason="deferred")
 
@@ -584,7 +582,7 @@ class Engine:
 
     def _hold(self, destination: Destination) -> None:
         """A paused destination's queued jobs wait for the pause to end."""
-        until = max(destination.paused_until, destination.provider.paused_until)
+        until = destination.resumes_at
         jobs = list(destination.queue)
         destination.queue.clear()
         for job in jobs:
