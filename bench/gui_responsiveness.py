@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -192,11 +191,8 @@ class AppRun:
 
 def sending_span(state: Path) -> float:
     """Seconds from the first attempt to the last one, from the campaign file."""
-    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as connection:
-        first, last = connection.execute(
-            "SELECT min(first_attempt_at), max(last_attempt_at) FROM recipients"
-        ).fetchone()
-    return float(last - first)
+    first, last = et.attempt_span(state)
+    return last - first
 
 
 def run_app(folder: Path, csv_path: Path, message: Path, world_ns: str, port: int) -> AppRun:
