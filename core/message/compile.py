@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from core.message.entity import Entity, parse_message
-from core.message.fields import EMAIL, UNSAFE, neutralise
+from core.message.fields import EMAIL, has_unsafe, neutralise
 from core.message.headers import Piece, Rewrite, part_headers, top_headers
 from core.message.parts import leaf
 from core.message.unsubscribe import TemplateOptions, unsubscribe_headers
@@ -114,7 +114,7 @@ class Compiled:
         values = {EMAIL: to}
         for name in self.row_fields:
             values[name] = fields.get(name) or ""
-        if UNSAFE.search("".join(values.values())):  # one scan for the usual clean values
+        if has_unsafe("".join(values.values())):  # one scan for the usual clean values
             values = {name: neutralise(value) for name, value in values.items()}
         return values
 

@@ -35,8 +35,7 @@ SYNTAX = (
 #: The recipient's address: always available, whatever the columns.
 EMAIL = "email"
 
-#: What :func:`neutralise` replaces.
-UNSAFE = re.compile("[\r\n\0\ud800-\udfff]")
+_UNSAFE = re.compile("[\r\n\0\ud800-\udfff]")
 _LINE_BREAK_OR_NUL = re.compile("[\r\n\0]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # RFC 3986 §2.2 reserved characters and "%": kept when a field is a whole URL.
@@ -57,13 +56,13 @@ class Context(Enum):
 
 
 def has_unsafe(value: str) -> bool:
-    return UNSAFE.search(value) is not None
+    return _UNSAFE.search(value) is not None
 
 
 def neutralise(value: str) -> str:
     """CR, LF and NUL become spaces: a value never ends a line, wherever it lands. A lone
     surrogate (bytes a CSV decoder could not read) becomes U+FFFD, so that it encodes."""
-    if UNSAFE.search(value) is None:
+    if _UNSAFE.search(value) is None:
         return value
     return _SURROGATE.sub("\ufffd", _LINE_BREAK_OR_NUL.sub(" ", value))
 
