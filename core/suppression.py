@@ -124,11 +124,30 @@ def write_suppression(path: Path, addresses: Iterable[str]) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# MX Mailer suppression list, written {stamp}: never mail these", ""]
     lines.extend(unique[key] for key in sorted(unique))
-    replace_text(path, "\n".join(lines) + "\n")
+    _replace_text(path, "\n".join(lines) + "\n")
     return len(unique)
 
 
-def replace_text(path: Path, text: str) -> None:
+def extend_suppression(path: Path, addresses: Iterable[str], why: str) -> int:
+    """Add ``addresses`` to the suppression list at ``path`` (made if missing), keeping
+    what it holds, under a dated comment saying ``why``; returns how many were added.
+    Replaced at once, never half-written."""
+    if not path.exists():
+        return write_suppression(path, addresses)
+    present = SuppressionList.load(path)
+    new = list(dict.fromkeys(a for a in addresses if a not in present))
+    if not new:
+        return 0
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text += "\n"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text += f"# {why}, added {stamp}\n" + "".join(f"{a}\n" for a in new)
+    _replace_text(path, text)
+    return len(new)
+
+
+def _replace_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` at once: written and synced beside it, then renamed
     over it, so a reader never sees half of it."""
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

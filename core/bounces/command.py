@@ -21,12 +21,16 @@ import argparse
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from core.bounces.apply import CampaignMatcher, Finding, Kind, unsubscribed_addresses
+from core.bounces.apply import (
+    UNSUBSCRIBED,
+    CampaignMatcher,
+    Finding,
+    Kind,
+    unsubscribed_addresses,
+)
 from core.bounces.imap import (
     FETCH_BATCH,
     IMAP_PORT,
@@ -39,12 +43,7 @@ from core.bounces.imap import (
 from core.bounces.unsubscribe import UnsubscribeRule
 from core.credentials import IMAP, PasswordError
 from core.store import CampaignStore, StoreError
-from core.suppression import (
-    SuppressionError,
-    SuppressionList,
-    replace_text,
-    write_suppression,
-)
+from core.suppression import SuppressionError, extend_suppression
 from core.template import TemplateError
 
 EXIT_OK, EXIT_MAILBOX, EXIT_USAGE = 0, 1, 2
@@ -123,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(error), EXIT_USAGE)
         if args.suppression_out is not None:
             try:
-                added = extend_suppression(args.suppression_out, unsubscribed_addresses(store))
+                added = extend_suppression(
+                    args.suppression_out, unsubscribed_addresses(store), UNSUBSCRIBED
+                )
             except (OSError, SuppressionError, ValueError) as error:
                 return _fail(f"cannot write {args.suppression_out}: {error}", EXIT_USAGE)
             print(f"{added} unsubscribed address(es) added to {args.suppression_out}")
@@ -166,24 +167,6 @@ def _read(
         every[name] = {"uidvalidity": mailbox.uidvalidity, "last_uid": batch[-1]}
         settings[POSITIONS] = every
         store.set_settings(settings)
-
-
-def extend_suppression(path: Path, addresses: Sequence[str]) -> int:
-    """Add ``addresses`` to the suppression list at ``path`` (made if missing), keeping
-    what it holds; returns how many were added. Replaced at once, never half-written."""
-    if not path.exists():
-        return write_suppression(path, addresses)
-    present = SuppressionList.load(path)
-    new = list(dict.fromkeys(a for a in addresses if a not in present))
-    if not new:
-        return 0
-    text = path.read_text(encoding="utf-8")
-    if text and not text.endswith("\n"):
-        text += "\n"
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    text += f"# unsubscribed by mail, added {stamp}\n" + "".join(f"{a}\n" for a in new)
-    replace_text(path, text)
-    return len(new)
 
 
 def _show(uid: int, finding: Finding) -> None:
