@@ -231,8 +231,9 @@ def _relay_problem(settings: AppSettings) -> str | None:
     if settings.relay_cafile:
         try:
             check_cafile(settings.relay_cafile)
-        except ValueError as error:
-            return f"The relay CA file: {error}"
+        except ValueError as error:  # "the CA file X does not exist", "... cannot be used"
+            why = str(error)
+            return f"{why[:1].upper()}{why[1:]}."
     return None
 
 
