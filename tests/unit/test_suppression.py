@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from core.recipients import Address, check_address
-from core.suppression import Rejected, SuppressionError, SuppressionList, write_suppression
+from core.suppression import (
+    Rejected,
+    SuppressionError,
+    SuppressionList,
+    extend_suppression,
+    write_suppression,
+)
 
 
 def matches(suppression: SuppressionList, address: str) -> str | None:
@@ -174,3 +180,23 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(
         write_suppression(path, ["new@x.test"])
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["suppressed.txt"]
+
+
+def test_extend_keeps_the_file_and_adds_only_the_new_under_a_dated_comment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "suppressed.txt"
+    path.write_text("# kept\nold@x.test", encoding="utf-8")  # no final line break
+    added = extend_suppression(path, ["OLD@x.test", "new@x.test", "new@x.test"], "why")
+    assert added == 1
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[:2] == ["# kept", "old@x.test"]
+    assert lines[2].startswith("# why, added ") and lines[3:] == ["new@x.test"], lines
+    assert extend_suppression(path, ["new@x.test"], "why") == 0
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 4
+
+
+def test_extend_makes_a_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "suppressed.txt"
+    assert extend_suppression(path, ["a@x.test", "A@x.test"], "why") == 1
+    assert "a@x.test" in SuppressionList.load(path)
