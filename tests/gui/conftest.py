@@ -13,6 +13,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -20,7 +21,7 @@ import pytest
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from core.lab.world import LabWorld
+from core.lab.service import AsyncService
 from gui.loop import EngineEventLoop, ErrorReporter, make_loop
 from gui.main_window import Confirm, MainWindow, WindowOptions
 
@@ -28,16 +29,20 @@ from gui.main_window import Confirm, MainWindow, WindowOptions
 CLOSE_TIMEOUT_MS = 30_000
 
 
+Service = TypeVar("Service", bound=AsyncService)
+
+
 @contextlib.contextmanager
-def running(world: LabWorld, loop: EngineEventLoop, qtbot: QtBot) -> Iterator[LabWorld]:
-    """``world`` started on the app's loop for the block, then stopped (bounded waits)."""
-    started = loop.create_task(world.start())
+def running(service: Service, loop: EngineEventLoop, qtbot: QtBot) -> Iterator[Service]:
+    """``service`` (a lab world, a relay) started on the app's loop for the block, then
+    stopped (bounded waits)."""
+    started = loop.create_task(service.start())
     qtbot.waitUntil(started.done, timeout=CLOSE_TIMEOUT_MS)
     started.result()
     try:
-        yield world
+        yield service
     finally:
-        stopped = loop.create_task(world.stop())
+        stopped = loop.create_task(service.stop())
         qtbot.waitUntil(stopped.done, timeout=CLOSE_TIMEOUT_MS)
 
 

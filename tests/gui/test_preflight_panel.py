@@ -6,7 +6,6 @@ to the count confirmation and the run; a sandbox campaign never gets it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ from gui.sandbox import LAB_TIMEOUTS
 from gui.settings_model import AppSettings, Delivery, real_engine_config
 from gui.state import RunState
 from gui.status_style import status_color
-from tests.gui.conftest import CLOSE_TIMEOUT_MS, running
+from tests.gui.conftest import running
 from tests.integration.relay_servers import SubmissionServer
 from tests.preflight.support import BLOCKLIST, HELO, SELECTOR, SENDER, lab_world, write_key
 
@@ -207,21 +206,6 @@ def test_closing_the_window_while_checking_leaves_nothing_running(
                     timeout=3000)
 
 
-@contextlib.contextmanager
-def serving(
-    server: SubmissionServer, loop: EngineEventLoop, qtbot: QtBot
-) -> Iterator[SubmissionServer]:
-    """A relay started on the app's loop for the block, then stopped."""
-    started = loop.create_task(server.start())
-    qtbot.waitUntil(started.done, timeout=CLOSE_TIMEOUT_MS)
-    started.result()
-    try:
-        yield server
-    finally:
-        stopped = loop.create_task(server.stop())
-        qtbot.waitUntil(stopped.done, timeout=CLOSE_TIMEOUT_MS)
-
-
 def test_in_relay_mode_the_panel_shows_the_relay_checks(
     window: MainWindow, lab: LabWorld, key: Path, tmp_path: Path, qtbot: QtBot,
     qloop: EngineEventLoop, questions: list[tuple[str, str]],
@@ -230,7 +214,7 @@ def test_in_relay_mode_the_panel_shows_the_relay_checks(
     monkeypatch.delenv("MXMAILER_RELAY_PASSWORD", raising=False)  # none needed to check
     tls = LabTLS(("relay.lab.test",))
     lab.zone.add_a("relay.lab.test", "127.0.0.1")
-    with serving(SubmissionServer("alice", "never-given", tls=tls), qloop, qtbot) as relay:
+    with running(SubmissionServer("alice", "never-given", tls=tls), qloop, qtbot) as relay:
         window.apply_settings(dataclasses.replace(
             real(key), relays=f"relay.lab.test:{relay.port}", relay_user="alice",
             relay_cafile=str(tls.write_ca(tmp_path / "ca.pem")),

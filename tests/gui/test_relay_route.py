@@ -9,25 +9,22 @@ in the environment only, and never in the campaign file.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from pytestqt.qtbot import QtBot
 
 from core.credentials import RELAY
-from core.lab.service import AsyncService
 from core.lab.world import LabWorld, sandbox_world
 from core.relay import ROUTE, CampaignRoute, with_route
 from core.store import CampaignStore, NewRecipient
 from gui.loop import EngineEventLoop, ErrorReporter
 from gui.main_window import Confirm, MainWindow, WindowOptions
 from gui.state import RunState
-from tests.gui.conftest import CLOSE_TIMEOUT_MS, shown
+from tests.gui.conftest import running, shown
 from tests.gui.test_settings import REAL, lab_factory
 from tests.integration.relay_servers import SubmissionServer
 
@@ -35,20 +32,6 @@ RUN_TIMEOUT_MS = 30_000
 USER = "alice"
 PASSWORD = "gui-relay-secret-7f3a"
 EMAILS = [f"u{n}@plain.test" for n in range(4)]
-Service = TypeVar("Service", bound=AsyncService)
-
-
-@contextlib.contextmanager
-def serving(service: Service, loop: EngineEventLoop, qtbot: QtBot) -> Iterator[Service]:
-    """``service`` started on the app's loop for the block, then stopped."""
-    started = loop.create_task(service.start())
-    qtbot.waitUntil(started.done, timeout=CLOSE_TIMEOUT_MS)
-    started.result()
-    try:
-        yield service
-    finally:
-        stopped = loop.create_task(service.stop())
-        qtbot.waitUntil(stopped.done, timeout=CLOSE_TIMEOUT_MS)
 
 
 @pytest.fixture(autouse=True)
@@ -59,13 +42,13 @@ def password_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def lab(qloop: EngineEventLoop, qtbot: QtBot) -> Iterator[LabWorld]:
-    with serving(sandbox_world(greylist_seconds=1), qloop, qtbot) as world:
+    with running(sandbox_world(greylist_seconds=1), qloop, qtbot) as world:
         yield world
 
 
 @pytest.fixture
 def relay(qloop: EngineEventLoop, qtbot: QtBot) -> Iterator[SubmissionServer]:
-    with serving(SubmissionServer(USER, PASSWORD), qloop, qtbot) as server:
+    with running(SubmissionServer(USER, PASSWORD), qloop, qtbot) as server:
         yield server
 
 
