@@ -202,6 +202,9 @@ class Engine:
         self._connection_config = _connection_config(config)
         #: Relay mode: the relays as route hosts, once their names resolved.
         self._relay_hosts: tuple[MXHost, ...] = ()
+        #: Relay mode: the lookup of the relays' names, shared by the domains routed
+        #: while it runs (one lookup, one line per name that does not resolve).
+        self._relay_lookup: asyncio.Task[None] | None = None
         self._timers: list[tuple[float, int, Job]] = []
         self._sequence = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -370,15 +373,22 @@ class Engine:
             self._enqueue(destination, job)
 
     async def _relay_route(self, relay: RelayConfig, domain: str) -> Route | RouteFailure:
-        """Relay mode: the same route for every domain, the relays in the order given."""
+        """Relay mode: the same route for every domain, the relays in the order given.
+        Their names are looked up by the first domain routed (again by the first after a
+        failure); the domains routed meanwhile wait for that lookup."""
         if not self._relay_hosts:
-            hosts, problems = await relay_hosts(relay)
-            for problem in problems:
-                self.events.publish(CampaignLog(problem))
-            if not hosts:
+            if self._relay_lookup is None or self._relay_lookup.done():
+                self._relay_lookup = asyncio.ensure_future(self._look_up_relays(relay))
+            await self._relay_lookup
+            if not self._relay_hosts:
                 return RouteFailure(domain, False, "no relay's name could be resolved")
-            self._relay_hosts = hosts
         return Route(domain, self._relay_hosts, False)
+
+    async def _look_up_relays(self, relay: RelayConfig) -> None:
+        hosts, problems = await relay_hosts(relay)
+        for problem in problems:
+            self.events.publish(CampaignLog(problem))
+        self._relay_hosts = hosts
 
     def _enqueue(self, destination: Destination, job: Job, *, front: bool = False) -> None:
         now = self.clock()

@@ -14,11 +14,13 @@ from typing import TypeVar
 
 import pytest
 
+from core import engine as engine_module
 from core.connection import Timeouts
-from core.dns import parse_nameserver
+from core.dns import MXHost, parse_nameserver
 from core.engine import Engine, EngineConfig, Job
 from core.events import (
     PER_RECIPIENT,
+    CampaignLog,
     Counters,
     DestinationPaused,
     Event,
@@ -30,6 +32,7 @@ from core.events import (
 )
 from core.lab import Act, Behaviour, Fault, Hostile, Stage, TLSMode, unknown_users
 from core.lab.world import LabWorld, sandbox_world
+from core.relay import Relay, RelayConfig
 from core.retry import RetryPolicy
 from core.smtp import Body, TLSPolicy, Transaction
 from core.store import CampaignStore, NewRecipient, Status, StoreError
@@ -555,3 +558,31 @@ async def test_a_server_slow_to_answer_rcpt_shows_its_recipients_at_rcpt(
         steps = smtp_steps(bus, recipient_id)
         assert "rcpt" in steps and steps[-1] == "end-of-data", steps
         assert steps.index("rcpt") < steps.index("end-of-data")
+
+
+async def test_the_domains_routed_together_share_one_lookup_of_the_relays_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relay mode: ten domains routed at once wait for one lookup of the relays' names,
+    and a name that does not resolve is said once, not once per domain."""
+    lookups: list[RelayConfig] = []
+
+    async def unresolved(relay: RelayConfig) -> tuple[tuple[MXHost, ...], list[str]]:
+        lookups.append(relay)
+        await asyncio.sleep(0.05)  # the other domains are routed meanwhile
+        return (), ["relay nowhere.test:587: no such name"]
+
+    monkeypatch.setattr(engine_module, "relay_hosts", unresolved)
+    store = campaign(tmp_path, [f"u@d{n}.test" for n in range(10)])
+    cfg = EngineConfig(helo="client.test", relay=RelayConfig((Relay("nowhere.test", 587),)))
+    bus = EventBus(interval=0.05)
+    recorder = Recorder(bus)
+    engine = Engine(store, cfg, bus)
+    running = asyncio.ensure_future(engine.run())
+    await asyncio.sleep(0.5)
+    engine.stop()
+    summary = await asyncio.wait_for(running, 10)
+    said = [e.text for _, e in recorder.of(CampaignLog) if "nowhere.test" in e.text]
+    assert len(lookups) == 1 and len(said) == 1, (lookups, said)
+    assert summary.counts == {Status.DEFERRED: 10}
+    store.close()
