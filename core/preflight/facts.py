@@ -132,15 +132,12 @@ class Facts:
         self.network = preflight.network
         self.lookups = Lookups(self.network.nameservers, self.network.dns_timeout)
         self._resolver = MXResolver(self.network.nameservers, timeout=self.network.dns_timeout)
-        self._tasks: dict[object, asyncio.Task[Any]] = {}
+        self._tasks: dict[object, asyncio.Future[Any]] = {}
 
     async def _once(self, key: object, make: Callable[[], Awaitable[Any]]) -> Any:
         task = self._tasks.get(key)
         if task is None:
-            async def run() -> Any:
-                return await make()
-
-            task = self._tasks[key] = asyncio.get_running_loop().create_task(run())
+            task = self._tasks[key] = asyncio.ensure_future(make())
         return await asyncio.shield(task)
 
     def close(self) -> None:
