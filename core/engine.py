@@ -970,9 +970,9 @@ def _connection_config(config: EngineConfig) -> ConnectionConfig:
     """How each connection talks: to MX hosts, with the settings' TLS policy; to relays,
     with TLS required (or from the first byte), the certificate verified, and the login."""
     relay = config.relay
-    session = SessionConfig(config.helo, config.tls)
-    context = None
-    if relay is not None:
+    if relay is None:
+        session, context = SessionConfig(config.helo, config.tls), None
+    else:
         session = SessionConfig(
             config.helo,
             TLSPolicy.REQUIRE,
