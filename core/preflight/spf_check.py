@@ -27,8 +27,8 @@ STATUS = {
 }
 
 
-async def spf_for(facts: Facts, address: str) -> SPFOutcome:
-    """The SPF outcome for ``address`` (shared with the DMARC check)."""
+async def _spf_for(facts: Facts, address: str) -> SPFOutcome:
+    """The SPF outcome of the sender domain for ``address``."""
     campaign = facts.campaign
     return await check_host(facts.lookups, address, campaign.sender_domain, campaign.sender,
                             campaign.helo)
@@ -41,7 +41,7 @@ async def check(facts: Facts) -> list[CheckResult]:
     addresses = await facts.public_addresses()
     if not addresses:
         return [no_public_address(KEY, TITLE)]
-    outcomes = [(address, await spf_for(facts, address)) for address in addresses]
+    outcomes = [(address, await _spf_for(facts, address)) for address in addresses]
     status, text = _found(outcomes)
     bad = {outcome.result for _, outcome in outcomes}
     mechanism = _mechanism(addresses[0])
@@ -116,7 +116,7 @@ async def _relays(facts: Facts) -> list[CheckResult]:
                             f"Not checked: {'; '.join(why) or 'no relay address'}.",
                             f"Make sure the SPF record of {domain} authorises the addresses "
                             "your relays deliver from (your relay provider's include:).")]
-    outcomes = [(address, relay, await spf_for(facts, address)) for address, relay in addresses]
+    outcomes = [(address, relay, await _spf_for(facts, address)) for address, relay in addresses]
     status, text = _found(
         [(f"relay {relay} at {address}", outcome) for address, relay, outcome in outcomes]
     )
