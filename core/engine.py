@@ -379,7 +379,8 @@ class Engine:
         if not self._relay_hosts:
             if self._relay_lookup is None or self._relay_lookup.done():
                 self._relay_lookup = asyncio.ensure_future(self._look_up_relays(relay))
-            await self._relay_lookup
+            # Shielded: one waiter cancelled must not cancel the lookup the others share.
+            await asyncio.shield(self._relay_lookup)
             if not self._relay_hosts:
                 return RouteFailure(domain, False, "no relay's name could be resolved")
         return Route(domain, self._relay_hosts, False)
