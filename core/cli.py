@@ -11,11 +11,9 @@ when that command is the one chosen (:data:`COMMANDS`). ``mxmailer --version`` a
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
 
 from core import __version__
 
@@ -35,23 +33,11 @@ class Command:
     add_help: bool = True
 
 
-class _CommandModule(Protocol):
-    """A command's own module: its options, and its runner."""
+def _send(parser: argparse.ArgumentParser) -> Runner:
+    from core import send
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-def _module(name: str) -> Callable[[argparse.ArgumentParser], Runner]:
-    """The setup of a command whose module ``name`` is a :class:`_CommandModule`."""
-
-    def setup(parser: argparse.ArgumentParser) -> Runner:
-        module = cast(_CommandModule, importlib.import_module(name))
-        module.add_arguments(parser)
-        return module.run
-
-    return setup
+    send.add_arguments(parser)
+    return send.run
 
 
 def _preview(parser: argparse.ArgumentParser) -> Runner:
@@ -73,6 +59,20 @@ def _export_domains(parser: argparse.ArgumentParser) -> Runner:
 
     review.add_export_arguments(parser, "the CSV file to write")
     return review.run_export_domains
+
+
+def _bounces(parser: argparse.ArgumentParser) -> Runner:
+    from core.bounces import command
+
+    command.add_arguments(parser)
+    return command.run
+
+
+def _preflight(parser: argparse.ArgumentParser) -> Runner:
+    from core.preflight import command
+
+    command.add_arguments(parser)
+    return command.run
 
 
 def _lab(parser: argparse.ArgumentParser) -> Runner:
@@ -103,7 +103,7 @@ def _gui(parser: argparse.ArgumentParser) -> None:
 COMMANDS: dict[str, Command] = {
     "send": Command(
         "send a campaign to each recipient domain's MX servers, or through a relay",
-        _module("core.send"),
+        _send,
         description="Send a campaign. Resume it by running the same command again with "
         "the same --state file.",
     ),
@@ -116,8 +116,7 @@ COMMANDS: dict[str, Command] = {
         _export_bounces,
     ),
     "bounces": Command(
-        "read the bounce/unsubscribe mailbox over IMAP and update a campaign file",
-        _module("core.bounces.command"),
+        "read the bounce/unsubscribe mailbox over IMAP and update a campaign file", _bounces
     ),
     "export-domains": Command(
         "write a campaign's per-domain summary (delivered, bounced, greylisted, "
@@ -127,7 +126,7 @@ COMMANDS: dict[str, Command] = {
     "preflight": Command(
         "check port 25, reverse DNS, HELO, blocklists, SPF, DKIM, DMARC, "
         "List-Unsubscribe, providers and STARTTLS before a real campaign",
-        _module("core.preflight.command"),
+        _preflight,
     ),
     "lab": Command("run the rehearsal lab (DNS and MX servers on loopback) until Ctrl-C", _lab),
     "probe": Command(
